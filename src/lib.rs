@@ -1,0 +1,40 @@
+//! Usher: a self-hosted room and participant server that speaks LiveKit's wire protocols.
+//!
+//! # Map of the crate
+//!
+//! ```text
+//!               main.rs (CLI: serve, token)   cli.rs (flags → config::Overrides)
+//!                  │
+//!              server.rs ── binds listeners, runs http::service until shutdown
+//!              http.rs   ── the axum service: panic guard, trace, CORS, body limit, auth, routes
+//!                  │
+//!               twirp/   ── RoomService over Twirp: routing, codec, errors, the 14 handlers
+//!                  │
+//!               rooms/   ── the domain: registry of rooms, room state, limits
+//!                  │
+//!     auth/ (tokens, grants)   config/ (LiveKit YAML)   ids.rs   clock.rs   proto (generated)
+//! ```
+//!
+//! # The rule between layers
+//!
+//! Arrows point down only. `rooms` knows nothing of HTTP, Twirp or sockets: its methods are
+//! synchronous, take `now`, and return plain values or a [`rooms::RoomError`]. Protocol layers
+//! (`twirp`, and next `signal`) decode, check grants with [`auth::grants`], call the registry
+//! once, and encode. Errors become Twirp responses in exactly one place, [`twirp::error`].
+//!
+//! # Concurrency
+//!
+//! The registry maps room names to rooms behind short `parking_lot` locks. Never hold a lock
+//! across `.await`, never hold two room locks; clippy's `await_holding_lock` is denied.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod ids;
+pub mod proto;
+pub mod rooms;
+pub mod server;
+pub mod twirp;

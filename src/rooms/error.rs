@@ -1,0 +1,15 @@
+//! What can go wrong in the domain, said without HTTP.
+
+/// A registry operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoomError {
+    /// No live room with that name.
+    #[error("requested room does not exist")]
+    RoomNotFound,
+    /// No participant with that identity in the room.
+    #[error("participant does not exist")]
+    ParticipantNotFound,
+    /// The request asks for something this build does not serve (egress, presets, data).
+    #[error("{0}")]
+    Unsupported(&'static str),
+}

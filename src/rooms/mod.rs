@@ -1,0 +1,15 @@
+//! The domain: rooms and (next) the participants in them. Knows nothing of HTTP or Twirp.
+//!
+//! [`Registry`] is the cheap-clone handle every protocol layer holds. Each room sits behind its
+//! own short synchronous lock; nothing awaits while a room is held. Methods on [`room::Room`]
+//! take `now` and change state; the registry decides which room to lock.
+
+pub mod error;
+pub mod limits;
+pub mod registry;
+pub mod room;
+
+pub use error::RoomError;
+pub use limits::LimitError;
+pub use registry::{CreateOutcome, CreateRequest, Registry, RoomDefaults};
+pub use room::{Room, RoomSpec};

@@ -1,0 +1,350 @@
+//! The registry of live rooms: a concurrent map from name to a locked room.
+//!
+//! Look up, clone the `Arc`, drop the map guard, then lock the room; never hold two room locks
+//! and never hold one across `.await` (all methods here are synchronous).
+
+use std::{sync::Arc, time::Duration};
+
+use dashmap::{DashMap, mapref::entry::Entry};
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+use super::{
+    RoomError,
+    room::{Room, RoomSpec},
+};
+use crate::{clock::SharedClock, config::RoomConfig, ids::RoomName, proto};
+
+/// Defaults applied to new rooms (from `room.*`).
+pub type RoomDefaults = RoomConfig;
+
+/// A room behind its lock. The lock guards all of the room's state; it is held only for short
+/// synchronous sections and never across `.await`.
+#[derive(Debug)]
+struct RoomSlot {
+    room: Mutex<Room>,
+}
+
+struct Inner {
+    /// Live rooms by name. Map guards are dropped before a room lock is taken.
+    rooms: DashMap<RoomName, Arc<RoomSlot>>,
+    clock: SharedClock,
+    defaults: RoomDefaults,
+}
+
+/// Cheap-clone handle to all live rooms.
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("rooms", &self.inner.rooms.len())
+            .finish()
+    }
+}
+
+/// Result of [`Registry::create_room`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateOutcome {
+    /// The room as it now is.
+    pub room: proto::Room,
+    /// False when a live room of that name already existed (its settings were kept).
+    pub created: bool,
+}
+
+/// What a CreateRoom request asks for; zero/empty values mean "use the default".
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    /// Room name.
+    pub name: RoomName,
+    /// Seconds; 0 = default.
+    pub empty_timeout: u32,
+    /// Seconds; 0 = default.
+    pub departure_timeout: u32,
+    /// 0 = default.
+    pub max_participants: u32,
+    /// Initial metadata.
+    pub metadata: String,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new(defaults: RoomDefaults, clock: SharedClock) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                rooms: DashMap::new(),
+                clock,
+                defaults,
+            }),
+        }
+    }
+
+    fn slot(&self, name: &str) -> Option<Arc<RoomSlot>> {
+        self.inner.rooms.get(name).map(|r| Arc::clone(r.value()))
+    }
+
+    /// Creates a room, or returns the live room of that name unchanged (LiveKit ignores the
+    /// request's settings for a room that already exists).
+    pub fn create_room(&self, req: CreateRequest, now: Instant) -> CreateOutcome {
+        let d = &self.inner.defaults;
+        let pick = |v: u32, default: Duration| {
+            if v == 0 {
+                default
+            } else {
+                Duration::from_secs(u64::from(v))
+            }
+        };
+        // The entry API makes two concurrent creates of one name agree on a single room.
+        match self.inner.rooms.entry(req.name.clone()) {
+            Entry::Occupied(e) => {
+                let slot = Arc::clone(e.get());
+                drop(e);
+                let room = slot.room.lock().to_proto();
+                CreateOutcome { room, created: false }
+            }
+            Entry::Vacant(e) => {
+                let spec = RoomSpec {
+                    empty_timeout: pick(req.empty_timeout, d.empty_timeout),
+                    departure_timeout: pick(req.departure_timeout, d.departure_timeout),
+                    max_participants: if req.max_participants == 0 {
+                        d.max_participants
+                    } else {
+                        req.max_participants
+                    },
+                    metadata: req.metadata,
+                };
+                let room = Room::new(req.name, spec, self.inner.clock.now_ms(), now);
+                let proto = room.to_proto();
+                e.insert(Arc::new(RoomSlot { room: Mutex::new(room) }));
+                tracing::info!(room = %proto.name, sid = %proto.sid, "room created");
+                CreateOutcome {
+                    room: proto,
+                    created: true,
+                }
+            }
+        }
+    }
+
+    /// All live rooms sorted by name, or the named ones in request order (unknown names skipped).
+    pub fn list_rooms(&self, names: &[String]) -> Vec<proto::Room> {
+        if names.is_empty() {
+            let slots: Vec<_> = self.inner.rooms.iter().map(|e| Arc::clone(e.value())).collect();
+            let mut rooms: Vec<_> = slots.iter().map(|s| s.room.lock().to_proto()).collect();
+            rooms.sort_by(|a, b| a.name.cmp(&b.name));
+            rooms
+        } else {
+            names
+                .iter()
+                .filter_map(|n| self.slot(n))
+                .map(|s| s.room.lock().to_proto())
+                .collect()
+        }
+    }
+
+    /// One room's current state.
+    pub fn get_room(&self, name: &str) -> Result<proto::Room, RoomError> {
+        self.slot(name)
+            .map(|s| s.room.lock().to_proto())
+            .ok_or(RoomError::RoomNotFound)
+    }
+
+    /// Closes and forgets a room.
+    pub fn delete_room(&self, name: &str) -> Result<(), RoomError> {
+        let (_, slot) = self.inner.rooms.remove(name).ok_or(RoomError::RoomNotFound)?;
+        slot.room.lock().close();
+        tracing::info!(room = name, "room deleted");
+        Ok(())
+    }
+
+    /// Replaces a room's metadata and returns the room.
+    pub fn update_room_metadata(&self, name: &str, metadata: String) -> Result<proto::Room, RoomError> {
+        let slot = self.slot(name).ok_or(RoomError::RoomNotFound)?;
+        let mut room = slot.room.lock();
+        if room.is_closed() {
+            return Err(RoomError::RoomNotFound);
+        }
+        room.set_metadata(metadata);
+        Ok(room.to_proto())
+    }
+
+    /// The participants of a room (an unknown room has none, as LiveKit answers).
+    pub fn list_participants(&self, _room: &str) -> Vec<proto::ParticipantInfo> {
+        Vec::new()
+    }
+
+    /// One participant of a room.
+    pub fn get_participant(&self, room: &str, _identity: &str) -> Result<proto::ParticipantInfo, RoomError> {
+        // Participants join over /rtc, which this build does not serve yet: every lookup misses.
+        let _ = self.slot(room);
+        Err(RoomError::ParticipantNotFound)
+    }
+
+    /// Closes every room whose idle timeout ran out at `now`; returns their names.
+    pub fn close_idle(&self, now: Instant) -> Vec<RoomName> {
+        let slots: Vec<_> = self
+            .inner
+            .rooms
+            .iter()
+            .map(|e| (e.key().clone(), Arc::clone(e.value())))
+            .collect();
+        let mut closed = Vec::new();
+        for (name, slot) in slots {
+            let expired = {
+                let mut room = slot.room.lock();
+                let expired = room.idle_expired(now);
+                if expired {
+                    room.close();
+                }
+                expired
+            };
+            // Remove only this exact room: a new room of the same name may have replaced it.
+            if expired
+                && self
+                    .inner
+                    .rooms
+                    .remove_if(&name, |_, s| Arc::ptr_eq(s, &slot))
+                    .is_some()
+            {
+                tracing::info!(room = %name, "room closed after its idle timeout");
+                closed.push(name);
+            }
+        }
+        closed
+    }
+
+    /// Number of live rooms.
+    pub fn room_count(&self) -> usize {
+        self.inner.rooms.len()
+    }
+
+    /// Runs [`Self::close_idle`] every second until the registry's last handle is dropped.
+    pub fn spawn_reaper(&self) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                Registry { inner }.close_idle(Instant::now());
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn registry() -> Registry {
+        Registry::new(RoomDefaults::default(), Arc::new(ManualClock::new(1_700_000_000_000)))
+    }
+
+    fn req(name: &str) -> CreateRequest {
+        CreateRequest {
+            name: RoomName::new(name),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn create_is_idempotent_and_keeps_the_first_settings() {
+        let r = registry();
+        let now = Instant::now();
+        let a = r.create_room(
+            CreateRequest {
+                metadata: "first".into(),
+                empty_timeout: 9,
+                ..req("a")
+            },
+            now,
+        );
+        assert!(a.created);
+        assert_eq!(a.room.empty_timeout, 9);
+        assert_eq!(a.room.departure_timeout, 20);
+        assert_eq!(a.room.creation_time, 1_700_000_000);
+        let b = r.create_room(
+            CreateRequest {
+                metadata: "second".into(),
+                ..req("a")
+            },
+            now,
+        );
+        assert!(!b.created);
+        assert_eq!(b.room, a.room);
+    }
+
+    #[test]
+    fn list_filters_by_name_in_request_order() {
+        let r = registry();
+        let now = Instant::now();
+        for n in ["b", "a", "c"] {
+            r.create_room(req(n), now);
+        }
+        let names = |v: Vec<proto::Room>| v.into_iter().map(|r| r.name).collect::<Vec<_>>();
+        assert_eq!(names(r.list_rooms(&[])), ["a", "b", "c"]);
+        assert_eq!(names(r.list_rooms(&["c".into(), "zz".into(), "a".into()])), ["c", "a"]);
+    }
+
+    #[test]
+    fn delete_then_recreate_gives_a_new_sid() {
+        let r = registry();
+        let now = Instant::now();
+        let first = r.create_room(req("a"), now).room;
+        r.delete_room("a").unwrap();
+        assert_eq!(r.delete_room("a"), Err(RoomError::RoomNotFound));
+        assert_eq!(r.get_room("a"), Err(RoomError::RoomNotFound));
+        let second = r.create_room(req("a"), now).room;
+        assert_ne!(first.sid, second.sid);
+    }
+
+    #[test]
+    fn idle_rooms_close_on_their_own_timeout() {
+        let r = registry();
+        let t0 = Instant::now();
+        r.create_room(
+            CreateRequest {
+                empty_timeout: 5,
+                ..req("short")
+            },
+            t0,
+        );
+        r.create_room(req("default"), t0);
+        assert!(r.close_idle(t0 + Duration::from_secs(4)).is_empty());
+        assert_eq!(r.close_idle(t0 + Duration::from_secs(5)), [RoomName::new("short")]);
+        assert_eq!(r.room_count(), 1);
+        assert_eq!(r.close_idle(t0 + Duration::from_secs(300)), [RoomName::new("default")]);
+        assert_eq!(r.room_count(), 0);
+    }
+
+    #[test]
+    fn metadata_update_needs_a_live_room() {
+        let r = registry();
+        assert_eq!(r.update_room_metadata("a", "x".into()), Err(RoomError::RoomNotFound));
+        r.create_room(req("a"), Instant::now());
+        assert_eq!(r.update_room_metadata("a", "x".into()).unwrap().metadata, "x");
+        assert_eq!(r.get_room("a").unwrap().metadata, "x");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reaper_closes_rooms_in_the_background() {
+        let r = registry();
+        r.create_room(
+            CreateRequest {
+                empty_timeout: 3,
+                ..req("a")
+            },
+            Instant::now(),
+        );
+        let task = r.spawn_reaper();
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(r.room_count(), 1);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(r.room_count(), 0);
+        task.abort();
+    }
+}

@@ -1,0 +1,188 @@
+//! One room's state. Mutated only under its slot's lock (see [`super::registry`]).
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::{
+    ids::{RoomName, RoomSid},
+    proto,
+};
+
+/// Codecs a room allows; the same default list LiveKit reports.
+const DEFAULT_CODECS: &[&str] = &[
+    "audio/PCMU",
+    "audio/PCMA",
+    "audio/opus",
+    "audio/red",
+    "video/VP8",
+    "video/H264",
+    "video/VP9",
+    "video/AV1",
+    "video/H265",
+    "video/rtx",
+];
+
+/// The settings a room is created with (request values already merged with defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomSpec {
+    /// Closes this long after creation if nobody ever joined.
+    pub empty_timeout: Duration,
+    /// Closes this long after the last participant left.
+    pub departure_timeout: Duration,
+    /// 0 = unlimited.
+    pub max_participants: u32,
+    /// Application metadata.
+    pub metadata: String,
+}
+
+/// A live room.
+#[derive(Debug)]
+pub struct Room {
+    sid: RoomSid,
+    name: RoomName,
+    spec: RoomSpec,
+    creation_ms: i64,
+    /// Monotonic creation instant, for `empty_timeout`.
+    created_at: Instant,
+    /// When the last participant left, for `departure_timeout`. Set by the sessions layer.
+    last_departure: Option<Instant>,
+    /// Set once the room is closed; a closed room accepts nothing more.
+    closed: bool,
+}
+
+impl Room {
+    /// A new room created at wall time `now_ms` and monotonic time `now`.
+    pub fn new(name: RoomName, spec: RoomSpec, now_ms: i64, now: Instant) -> Self {
+        Self {
+            sid: RoomSid::generate(),
+            name,
+            spec,
+            creation_ms: now_ms,
+            created_at: now,
+            last_departure: None,
+            closed: false,
+        }
+    }
+
+    /// The room's name.
+    pub fn name(&self) -> &RoomName {
+        &self.name
+    }
+
+    /// The room's sid.
+    pub fn sid(&self) -> &RoomSid {
+        &self.sid
+    }
+
+    /// True once closed (deleted or timed out).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Marks the room closed. Idempotent.
+    pub fn close(&mut self) {
+        self.closed = true;
+    }
+
+    /// Replaces the metadata (an empty string clears it, as LiveKit). Returns whether it changed.
+    pub fn set_metadata(&mut self, metadata: String) -> bool {
+        let changed = self.spec.metadata != metadata;
+        self.spec.metadata = metadata;
+        changed
+    }
+
+    /// Number of participants that count toward limits. Participants arrive with the sessions
+    /// layer; until then a room is always empty.
+    pub fn participant_count(&self) -> u32 {
+        0
+    }
+
+    /// Whether an idle room should close at `now`: nobody is in it and its timeout ran out
+    /// (`departure_timeout` after the last departure, else `empty_timeout` after creation).
+    pub fn idle_expired(&self, now: Instant) -> bool {
+        if self.participant_count() > 0 {
+            return false;
+        }
+        match self.last_departure {
+            Some(left) => now.saturating_duration_since(left) >= self.spec.departure_timeout,
+            None => now.saturating_duration_since(self.created_at) >= self.spec.empty_timeout,
+        }
+    }
+
+    /// The room as the API reports it.
+    pub fn to_proto(&self) -> proto::Room {
+        proto::Room {
+            sid: self.sid.to_string(),
+            name: self.name.to_string(),
+            empty_timeout: secs(self.spec.empty_timeout),
+            departure_timeout: secs(self.spec.departure_timeout),
+            max_participants: self.spec.max_participants,
+            creation_time: self.creation_ms.div_euclid(1000),
+            creation_time_ms: self.creation_ms,
+            // Usher runs no TURN server, so there is no TURN credential to hand out.
+            turn_password: String::new(),
+            enabled_codecs: DEFAULT_CODECS
+                .iter()
+                .map(|m| proto::Codec {
+                    mime: (*m).to_string(),
+                    fmtp_line: String::new(),
+                })
+                .collect(),
+            metadata: self.spec.metadata.clone(),
+            num_participants: self.participant_count(),
+            num_publishers: 0,
+            active_recording: false,
+            version: None,
+        }
+    }
+}
+
+fn secs(d: Duration) -> u32 {
+    u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> RoomSpec {
+        RoomSpec {
+            empty_timeout: Duration::from_secs(300),
+            departure_timeout: Duration::from_secs(20),
+            max_participants: 0,
+            metadata: "m".into(),
+        }
+    }
+
+    #[test]
+    fn proto_reports_what_was_created() {
+        let r = Room::new(RoomName::new("a"), spec(), 1_700_000_000_123, Instant::now());
+        let p = r.to_proto();
+        assert_eq!(p.name, "a");
+        assert!(p.sid.starts_with("RM_"));
+        assert_eq!((p.empty_timeout, p.departure_timeout), (300, 20));
+        assert_eq!(
+            (p.creation_time, p.creation_time_ms),
+            (1_700_000_000, 1_700_000_000_123)
+        );
+        assert_eq!(p.metadata, "m");
+        assert_eq!(p.enabled_codecs.len(), DEFAULT_CODECS.len());
+    }
+
+    #[test]
+    fn empty_room_expires_after_empty_timeout() {
+        let t0 = Instant::now();
+        let r = Room::new(RoomName::new("a"), spec(), 0, t0);
+        assert!(!r.idle_expired(t0 + Duration::from_secs(299)));
+        assert!(r.idle_expired(t0 + Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn metadata_can_be_cleared() {
+        let mut r = Room::new(RoomName::new("a"), spec(), 0, Instant::now());
+        assert!(r.set_metadata(String::new()));
+        assert!(!r.set_metadata(String::new()));
+        assert_eq!(r.to_proto().metadata, "");
+    }
+}

@@ -1,0 +1,148 @@
+//! Twirp request decoding and response encoding, protobuf or JSON by `Content-Type`.
+
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::error::TwirpError;
+
+/// Wire encoding of one call; the response uses the request's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// `application/protobuf`.
+    Protobuf,
+    /// `application/json`: proto field names in, proto field names with defaults out.
+    Json,
+}
+
+/// Picks the encoding from `Content-Type`: lower-cased, parameters after `;` dropped.
+pub fn encoding_of(headers: &HeaderMap, method: &str, path: &str) -> Result<Encoding, TwirpError> {
+    let raw = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let essence = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "application/protobuf" => Ok(Encoding::Protobuf),
+        "application/json" => Ok(Encoding::Json),
+        _ => Err(TwirpError::bad_route(
+            format!("unexpected Content-Type: {raw:?}"),
+            method,
+            path,
+        )),
+    }
+}
+
+/// Decodes a request body. An empty protobuf body is a valid empty message; an empty JSON body
+/// is not. For JSON only the first value counts (trailing bytes are ignored, as Go's decoder).
+pub fn decode<T>(encoding: Encoding, body: &[u8]) -> Result<T, TwirpError>
+where
+    T: prost::Message + Default + DeserializeOwned,
+{
+    match encoding {
+        Encoding::Protobuf => T::decode(body).map_err(|e| {
+            tracing::debug!(error = %e, "undecodable protobuf request");
+            TwirpError::malformed("the protobuf request could not be decoded")
+        }),
+        Encoding::Json => {
+            let mut values = serde_json::Deserializer::from_slice(body).into_iter::<T>();
+            match values.next() {
+                Some(Ok(v)) => Ok(v),
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "undecodable JSON request");
+                    Err(TwirpError::malformed("the json request could not be decoded"))
+                }
+                None => Err(TwirpError::malformed("the json request could not be decoded")),
+            }
+        }
+    }
+}
+
+/// Encodes a successful response in the request's encoding.
+pub fn encode<T>(encoding: Encoding, msg: &T) -> Response
+where
+    T: prost::Message + Serialize,
+{
+    let (body, content_type) = match encoding {
+        Encoding::Protobuf => (Bytes::from(msg.encode_to_vec()), "application/protobuf"),
+        Encoding::Json => match serde_json::to_vec(msg) {
+            Ok(v) => (Bytes::from(v), "application/json"),
+            Err(e) => {
+                tracing::error!(error = %e, "response JSON encoding failed");
+                return TwirpError::new(super::error::Code::Internal, "response encoding failed").into_response();
+            }
+        },
+    };
+    let mut resp = (StatusCode::OK, body).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto;
+
+    fn headers(ct: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(ct) = ct {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn content_type_rules() {
+        let ok = |ct| encoding_of(&headers(Some(ct)), "POST", "/p");
+        assert_eq!(ok("application/protobuf"), Ok(Encoding::Protobuf));
+        assert_eq!(ok("Application/JSON; charset=UTF-8"), Ok(Encoding::Json));
+        assert_eq!(ok(" application/json ;x"), Ok(Encoding::Json));
+        let err = ok("text/plain").unwrap_err();
+        assert_eq!(err.msg, "unexpected Content-Type: \"text/plain\"");
+        let err = encoding_of(&headers(None), "POST", "/p").unwrap_err();
+        assert_eq!(err.msg, "unexpected Content-Type: \"\"");
+    }
+
+    #[test]
+    fn json_accepts_both_spellings_and_ignores_unknown_fields() {
+        let a: proto::CreateRoomRequest = decode(
+            Encoding::Json,
+            br#"{"name":"r","empty_timeout":5,"maxParticipants":7,"bogus":{"x":1}}"#,
+        )
+        .unwrap();
+        assert_eq!((a.name.as_str(), a.empty_timeout, a.max_participants), ("r", 5, 7));
+        // Trailing bytes after the first value are ignored.
+        let b: proto::DeleteRoomRequest = decode(Encoding::Json, br#"{"room":"x"} garbage"#).unwrap();
+        assert_eq!(b.room, "x");
+    }
+
+    #[test]
+    fn bad_bodies_are_malformed() {
+        for body in [&b""[..], b"{", b"[1,2]", b"{\"name\":5}", b"\xff\xfe"] {
+            let e = decode::<proto::CreateRoomRequest>(Encoding::Json, body).unwrap_err();
+            assert_eq!(e.code, super::super::error::Code::Malformed, "{body:?}");
+        }
+        // Field 1 (string) with a length running past the end.
+        let e = decode::<proto::CreateRoomRequest>(Encoding::Protobuf, b"\x0a\x10ab").unwrap_err();
+        assert_eq!(e.msg, "the protobuf request could not be decoded");
+        assert!(decode::<proto::CreateRoomRequest>(Encoding::Protobuf, b"").is_ok());
+    }
+
+    #[test]
+    fn json_responses_use_proto_names_and_emit_defaults() {
+        let room = proto::Room {
+            name: "r".into(),
+            creation_time: 17,
+            ..Default::default()
+        };
+        let v: serde_json::Value = serde_json::to_value(&room).unwrap();
+        assert_eq!(v["name"], "r");
+        assert_eq!(v["num_participants"], 0);
+        assert_eq!(v["creation_time"], "17", "int64 travels as a JSON string");
+        assert_eq!(v["metadata"], "");
+        assert_eq!(v["enabled_codecs"], serde_json::json!([]));
+        assert!(v.get("numParticipants").is_none());
+    }
+}

@@ -1,0 +1,89 @@
+//! Twirp transport for `livekit.RoomService`: routing, decoding, and the RPC handlers.
+//!
+//! Every call goes through [`handle`]: method and path → content type → body (size-capped) →
+//! decode → handler → encode. Handlers live in [`room_service`] and all look alike: claims →
+//! grant check → limits → one registry call → proto.
+
+pub mod codec;
+pub mod error;
+pub mod room_service;
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{Request, State},
+    response::{IntoResponse, Response},
+};
+use http_body_util::{BodyExt as _, Limited};
+
+use self::{
+    codec::{Encoding, decode, encode},
+    error::TwirpError,
+};
+use crate::{app::AppState, auth::Claims};
+
+/// Path prefix of the service.
+pub const PREFIX: &str = "/twirp/livekit.RoomService/";
+
+/// Handles every request under `/twirp/`.
+pub async fn handle(State(app): State<Arc<AppState>>, req: Request) -> Response {
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    if method != "POST" {
+        return TwirpError::bad_route(
+            format!("unsupported method {method:?} (only POST is allowed)"),
+            &method,
+            &path,
+        )
+        .into_response();
+    }
+    let Some(rpc) = path.strip_prefix(PREFIX).filter(|m| !m.contains('/')) else {
+        return TwirpError::bad_route(format!("no handler for path {path:?}"), &method, &path).into_response();
+    };
+    let rpc = rpc.to_string();
+    if !room_service::METHODS.contains(&rpc.as_str()) {
+        return TwirpError::bad_route(format!("no handler for path {path:?}"), &method, &path).into_response();
+    }
+    let encoding = match codec::encoding_of(req.headers(), &method, &path) {
+        Ok(e) => e,
+        Err(e) => return e.into_response(),
+    };
+    let claims = req.extensions().get::<Arc<Claims>>().cloned();
+    tracing::Span::current().record("rpc", rpc.as_str());
+
+    // The declared length was already checked by the body-limit layer; this catches bodies
+    // that lie about it or stream without one.
+    let limit = usize::try_from(app.config.limit.max_api_request_body_size).unwrap_or(usize::MAX);
+    let body = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            tracing::debug!(error = %e, "request body unreadable");
+            return TwirpError::malformed(match encoding {
+                Encoding::Protobuf => "failed to read request body",
+                Encoding::Json => "the json request could not be decoded",
+            })
+            .into_response();
+        }
+    };
+    let ctx = room_service::Call {
+        app: &app,
+        claims: claims.as_deref(),
+    };
+    room_service::dispatch(&ctx, &rpc, encoding, &body)
+}
+
+/// Decodes `body` as `Req`, runs `f`, encodes its answer: the shape of every RPC.
+pub(crate) fn unary<Req, Resp>(
+    encoding: Encoding,
+    body: &[u8],
+    f: impl FnOnce(Req) -> Result<Resp, TwirpError>,
+) -> Response
+where
+    Req: prost::Message + Default + serde::de::DeserializeOwned,
+    Resp: prost::Message + serde::Serialize,
+{
+    match decode::<Req>(encoding, body).and_then(f) {
+        Ok(resp) => encode(encoding, &resp),
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,236 @@
+//! The fourteen RoomService RPCs. Each: span fields → grant → limits → one registry call.
+//!
+//! Participant-level calls run against the live registry; until the /rtc sessions layer lands
+//! no participant can exist there, so they answer LiveKit's `not_found` for the participant.
+
+use axum::response::{IntoResponse, Response};
+
+use super::{
+    codec::Encoding,
+    error::{Code, TwirpError},
+    unary,
+};
+use crate::{
+    app::AppState,
+    auth::{Claims, grants},
+    ids::RoomName,
+    proto,
+    rooms::{CreateRequest, RoomError},
+};
+
+/// Method names served, as they appear in the URL.
+pub const METHODS: &[&str] = &[
+    "CreateRoom",
+    "ListRooms",
+    "DeleteRoom",
+    "ListParticipants",
+    "GetParticipant",
+    "RemoveParticipant",
+    "MutePublishedTrack",
+    "UpdateParticipant",
+    "UpdateSubscriptions",
+    "SendData",
+    "UpdateRoomMetadata",
+    "ForwardParticipant",
+    "MoveParticipant",
+    "PerformRpc",
+];
+
+/// What every handler gets: the app and the caller's claims (if any token came).
+pub struct Call<'a> {
+    /// Shared state.
+    pub app: &'a AppState,
+    /// Verified claims; `None` without a token.
+    pub claims: Option<&'a Claims>,
+}
+
+type R<T> = Result<T, TwirpError>;
+
+fn record_room(room: &str) {
+    tracing::Span::current().record("room", room);
+}
+
+/// Routes a decoded method name to its handler.
+pub fn dispatch(c: &Call<'_>, method: &str, enc: Encoding, body: &[u8]) -> Response {
+    match method {
+        "CreateRoom" => unary(enc, body, |r| c.create_room(r)),
+        "ListRooms" => unary(enc, body, |r| c.list_rooms(r)),
+        "DeleteRoom" => unary(enc, body, |r| c.delete_room(r)),
+        "ListParticipants" => unary(enc, body, |r| c.list_participants(r)),
+        "GetParticipant" => unary(enc, body, |r| c.get_participant(r)),
+        "RemoveParticipant" => unary(enc, body, |r| c.remove_participant(r)),
+        "MutePublishedTrack" => unary(enc, body, |r| c.mute_published_track(r)),
+        "UpdateParticipant" => unary(enc, body, |r| c.update_participant(r)),
+        "UpdateSubscriptions" => unary(enc, body, |r| c.update_subscriptions(r)),
+        "SendData" => unary(enc, body, |r| c.send_data(r)),
+        "UpdateRoomMetadata" => unary(enc, body, |r| c.update_room_metadata(r)),
+        "ForwardParticipant" => unary(enc, body, |r| c.forward_participant(r)),
+        "MoveParticipant" => unary(enc, body, |r| c.move_participant(r)),
+        "PerformRpc" => unary(enc, body, |r| c.perform_rpc(r)),
+        // `handle` only passes names from METHODS.
+        other => IntoResponse::into_response(TwirpError::new(Code::BadRoute, format!("no handler for {other}"))),
+    }
+}
+
+/// Reached only once a participant exists, which needs the /rtc sessions layer.
+const NO_SESSIONS: RoomError = RoomError::Unsupported("participant sessions are not served by this build yet");
+
+impl Call<'_> {
+    fn limits(&self) -> &crate::config::LimitConfig {
+        &self.app.config.limit
+    }
+
+    fn create_room(&self, r: proto::CreateRoomRequest) -> R<proto::Room> {
+        record_room(&r.name);
+        grants::ensure_create(self.claims)?;
+        if r.egress.is_some() {
+            return Err(TwirpError::new(
+                Code::Internal,
+                "twirp error unknown: egress not connected (Usher does not run egress)",
+            ));
+        }
+        self.limits().check_room_name(&r.name)?;
+        self.limits().check_metadata(&r.metadata)?;
+        for agent in &r.agents {
+            self.limits().check_metadata(&agent.metadata)?;
+            self.limits().check_attributes(&agent.attributes)?;
+        }
+        if !r.room_preset.is_empty() {
+            // `room.room_configurations` is not served yet, so every preset is unknown.
+            return Err(TwirpError::new(
+                Code::InvalidArgument,
+                "twirp error unknown: unknown room configuration in create room request",
+            ));
+        }
+        let outcome = self.app.registry.create_room(
+            CreateRequest {
+                name: RoomName::new(r.name),
+                empty_timeout: r.empty_timeout,
+                departure_timeout: r.departure_timeout,
+                max_participants: r.max_participants,
+                metadata: r.metadata,
+            },
+            tokio::time::Instant::now(),
+        );
+        Ok(outcome.room)
+    }
+
+    fn list_rooms(&self, r: proto::ListRoomsRequest) -> R<proto::ListRoomsResponse> {
+        grants::ensure_list(self.claims)?;
+        Ok(proto::ListRoomsResponse {
+            rooms: self.app.registry.list_rooms(&r.names),
+        })
+    }
+
+    fn delete_room(&self, r: proto::DeleteRoomRequest) -> R<proto::DeleteRoomResponse> {
+        record_room(&r.room);
+        grants::ensure_create(self.claims)?;
+        self.app.registry.delete_room(&r.room)?;
+        Ok(proto::DeleteRoomResponse {})
+    }
+
+    fn list_participants(&self, r: proto::ListParticipantsRequest) -> R<proto::ListParticipantsResponse> {
+        record_room(&r.room);
+        grants::ensure_admin(self.claims, &r.room)?;
+        Ok(proto::ListParticipantsResponse {
+            participants: self.app.registry.list_participants(&r.room),
+        })
+    }
+
+    fn get_participant(&self, r: proto::RoomParticipantIdentity) -> R<proto::ParticipantInfo> {
+        record_room(&r.room);
+        grants::ensure_admin(self.claims, &r.room)?;
+        Ok(self.app.registry.get_participant(&r.room, &r.identity)?)
+    }
+
+    fn remove_participant(&self, r: proto::RoomParticipantIdentity) -> R<proto::RemoveParticipantResponse> {
+        record_room(&r.room);
+        grants::ensure_admin(self.claims, &r.room)?;
+        self.app.registry.get_participant(&r.room, &r.identity)?;
+        Err(NO_SESSIONS.into())
+    }
+
+    fn mute_published_track(&self, r: proto::MuteRoomTrackRequest) -> R<proto::MuteRoomTrackResponse> {
+        record_room(&r.room);
+        grants::ensure_admin(self.claims, &r.room)?;
+        self.app.registry.get_room(&r.room)?;
+        self.app.registry.get_participant(&r.room, &r.identity)?;
+        Err(NO_SESSIONS.into())
+    }
+
+    fn update_participant(&self, r: proto::UpdateParticipantRequest) -> R<proto::ParticipantInfo> {
+        record_room(&r.room);
+        // Sizes are checked before the grant, as LiveKit does.
+        self.limits().check_name(&r.name)?;
+        self.limits().check_metadata(&r.metadata)?;
+        self.limits().check_attributes(&r.attributes)?;
+        grants::ensure_admin(self.claims, &r.room)?;
+        Ok(self.app.registry.get_participant(&r.room, &r.identity)?)
+    }
+
+    fn update_subscriptions(&self, r: proto::UpdateSubscriptionsRequest) -> R<proto::UpdateSubscriptionsResponse> {
+        record_room(&r.room);
+        grants::ensure_admin(self.claims, &r.room)?;
+        self.app.registry.get_room(&r.room)?;
+        self.app.registry.get_participant(&r.room, &r.identity)?;
+        Err(NO_SESSIONS.into())
+    }
+
+    fn send_data(&self, r: proto::SendDataRequest) -> R<proto::SendDataResponse> {
+        record_room(&r.room);
+        grants::ensure_admin(self.claims, &r.room)?;
+        if !r.nonce.is_empty() && r.nonce.len() != 16 {
+            return Err(TwirpError::new(
+                Code::InvalidArgument,
+                format!("nonce should be 16-bytes or not present, got: {} bytes", r.nonce.len()),
+            ));
+        }
+        self.app.registry.get_room(&r.room)?;
+        Err(RoomError::Unsupported("SendData needs data channels, which this Usher build does not serve yet").into())
+    }
+
+    fn update_room_metadata(&self, r: proto::UpdateRoomMetadataRequest) -> R<proto::Room> {
+        record_room(&r.room);
+        self.limits().check_metadata(&r.metadata)?;
+        grants::ensure_admin(self.claims, &r.room)?;
+        Ok(self.app.registry.update_room_metadata(&r.room, r.metadata)?)
+    }
+
+    fn forward_participant(&self, r: proto::ForwardParticipantRequest) -> R<proto::ForwardParticipantResponse> {
+        self.check_destination(&r.room, &r.destination_room)?;
+        self.app.registry.get_participant(&r.room, &r.identity)?;
+        Err(NO_SESSIONS.into())
+    }
+
+    fn move_participant(&self, r: proto::MoveParticipantRequest) -> R<proto::MoveParticipantResponse> {
+        self.check_destination(&r.room, &r.destination_room)?;
+        self.app.registry.get_participant(&r.room, &r.identity)?;
+        Err(NO_SESSIONS.into())
+    }
+
+    fn check_destination(&self, room: &str, destination: &str) -> R<()> {
+        record_room(room);
+        grants::ensure_destination(self.claims, room, destination)?;
+        if room == destination {
+            return Err(TwirpError::invalid_argument(
+                "destination room cannot be the same as source room",
+                "",
+            ));
+        }
+        Ok(())
+    }
+
+    fn perform_rpc(&self, r: proto::PerformRpcRequest) -> R<proto::PerformRpcResponse> {
+        record_room(&r.room);
+        grants::ensure_admin(self.claims, &r.room)?;
+        if r.destination_identity.is_empty() {
+            return Err(TwirpError::new(
+                Code::InvalidArgument,
+                "twirp error unknown: destination identity is required",
+            ));
+        }
+        self.app.registry.get_room(&r.room)?;
+        self.app.registry.get_participant(&r.room, &r.destination_identity)?;
+        Err(NO_SESSIONS.into())
+    }
+}
