@@ -144,5 +144,12 @@ mod tests {
         assert_eq!(v["metadata"], "");
         assert_eq!(v["enabled_codecs"], serde_json::json!([]));
         assert!(v.get("numParticipants").is_none());
+        // Unset message fields are `null`, as Go's protojson writes them; proto3 `optional`
+        // scalars stay omitted.
+        assert_eq!(v.get("version"), Some(&serde_json::Value::Null));
+        let data = serde_json::to_value(proto::SendDataRequest::default()).unwrap();
+        assert!(data.get("topic").is_none());
+        let back: proto::Room = serde_json::from_value(v).unwrap();
+        assert_eq!(back, room);
     }
 }
