@@ -7,7 +7,10 @@
 
 use std::{collections::HashMap, env, path::PathBuf};
 
-use prost_types::{FileDescriptorSet, field_descriptor_proto::{Label, Type}};
+use prost_types::{
+    FileDescriptorSet,
+    field_descriptor_proto::{Label, Type},
+};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
@@ -20,6 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptors = protox::compile(files, ["proto"])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
     let descriptor_bytes = prost::Message::encode_to_vec(&descriptors);
+    std::fs::write(out.join("livekit_descriptor.bin"), &descriptor_bytes)?;
     let null_fields = singular_message_fields(&descriptors);
 
     prost_build::Config::new().compile_fds(descriptors)?;

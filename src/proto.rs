@@ -6,3 +6,7 @@
 
 include!(concat!(env!("OUT_DIR"), "/livekit.rs"));
 include!(concat!(env!("OUT_DIR"), "/livekit.serde.rs"));
+
+/// The compiled `FileDescriptorSet` of `proto/`, for reflection (the wire-compatibility tests
+/// walk it to fill every field of every message).
+pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/livekit_descriptor.bin"));
