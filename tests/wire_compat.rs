@@ -2,6 +2,7 @@
 //! in every field (one run per oneof member), must survive protobuf and JSON trips through the
 //! other side's types unchanged. A slipped field number, a wrong type, or a misspelt JSON name
 //! makes the other side drop or change the value, and the comparison fails.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use prost::Message as _;
 use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, Value};
