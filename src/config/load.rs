@@ -554,6 +554,15 @@ mod tests {
     }
 
     #[test]
+    fn the_annotated_sample_config_loads_cleanly() {
+        let c = yaml(include_str!("../../config/usher.yaml")).unwrap();
+        assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
+        assert_eq!(c.keys.ids().collect::<Vec<_>>(), ["APIexample"]);
+        let defaults = yaml(KEYS).unwrap();
+        assert_eq!((c.room.clone(), c.limit.clone()), (defaults.room, defaults.limit), "sample shows the defaults");
+    }
+
+    #[test]
     fn garbage_yaml_is_one_clear_problem() {
         let err = yaml("port: [unclosed\n").unwrap_err();
         assert_eq!(err.problems.len(), 1);
