@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::{
-    extract::{Request, State},
+    extract::Request,
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -71,8 +71,8 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The middleware function (use with `axum::middleware::from_fn_with_state`).
-pub async fn authenticate(State(state): State<AuthState>, mut req: Request, next: Next) -> Response {
+/// Authenticates `req`, then runs the rest of the stack (called by the HTTP gate middleware).
+pub async fn authenticate(state: &AuthState, mut req: Request, next: Next) -> Response {
     let token = match find_token(&req) {
         Ok(t) => t,
         Err(e) => return unauthorized(&e),

@@ -3,8 +3,10 @@
 //! Pure function of (token, keys, now). Time checks use the injected clock rather than the JWT
 //! library's own, so tests can pin "now".
 
+use std::collections::HashMap;
+
 use base64::Engine as _;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey};
 
 use super::claims::{Claims, RawClaims};
 use crate::config::Keys;
@@ -54,42 +56,58 @@ impl AuthError {
 }
 
 /// Verifies tokens against the configured keys.
-#[derive(Debug, Clone)]
+///
+/// Holds one prepared HMAC key per API key. A verification decodes the payload once, finds the
+/// key by `iss`, and checks the signature over the token's first two parts.
+#[derive(Clone)]
 pub struct TokenVerifier {
-    keys: Keys,
+    keys: HashMap<String, DecodingKey>,
+}
+
+impl std::fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.keys.keys()).finish()
+    }
+}
+
+/// The only header field we read.
+#[derive(serde::Deserialize)]
+struct JwtHeader {
+    #[serde(default)]
+    alg: String,
 }
 
 impl TokenVerifier {
     /// A verifier accepting tokens signed by any of `keys`.
     pub fn new(keys: Keys) -> Self {
+        let keys = keys
+            .iter()
+            .filter_map(|(k, s)| DecodingKey::from_secret(s.as_bytes()).ok().map(|d| (k.to_string(), d)))
+            .collect();
         Self { keys }
     }
 
     /// Verifies `token` at Unix time `now_secs` and returns its claims.
     pub fn verify(&self, token: &str, now_secs: i64) -> Result<Claims, AuthError> {
-        // Step 1: read the claims unverified, only to learn which key signed it.
-        let unverified = peek_claims(token)?;
-        let api_key = unverified.iss.clone().unwrap_or_default();
-        let secret = self.keys.secret(&api_key).ok_or(AuthError::UnknownApiKey)?;
+        // Step 1: split and decode, to learn which key signed it (nothing is trusted yet).
+        let (signed, signature) = token.rsplit_once('.').ok_or(AuthError::Malformed)?;
+        let (header, payload) = signed.split_once('.').ok_or(AuthError::Malformed)?;
+        if payload.contains('.') {
+            return Err(AuthError::Malformed);
+        }
+        let header: JwtHeader = decode_part(header)?;
+        let raw: RawClaims = decode_part(payload)?;
+        let api_key = raw.iss.clone().unwrap_or_default();
+        let key = self.keys.get(&api_key).ok_or(AuthError::UnknownApiKey)?;
 
-        // Step 2: check signature and algorithm. Time rules are ours (below).
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.required_spec_claims.clear();
-        let key = DecodingKey::from_secret(secret.as_bytes()).map_err(|_| AuthError::UnknownApiKey)?;
-        let data = jsonwebtoken::decode::<RawClaims>(token, &key, &validation).map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
-                let alg = jsonwebtoken::decode_header(token)
-                    .map(|h| format!("{:?}", h.alg))
-                    .unwrap_or_default();
-                AuthError::WrongAlgorithm(alg)
-            }
-            jsonwebtoken::errors::ErrorKind::InvalidSignature => AuthError::BadSignature,
-            _ => AuthError::Malformed,
-        })?;
-        let raw = data.claims;
+        // Step 2: algorithm and signature.
+        if header.alg != "HS256" {
+            return Err(AuthError::WrongAlgorithm(header.alg));
+        }
+        match jsonwebtoken::crypto::verify(signature, signed.as_bytes(), key, Algorithm::HS256) {
+            Ok(true) => {}
+            _ => return Err(AuthError::BadSignature),
+        }
 
         // Step 3: time, with leeway.
         let exp = raw.exp.ok_or(AuthError::MissingExpiry)?;
@@ -102,11 +120,7 @@ impl TokenVerifier {
         }
 
         let sub = raw.sub.unwrap_or_default();
-        let identity = if sub.is_empty() {
-            raw.jti.unwrap_or_default()
-        } else {
-            sub
-        };
+        let identity = if sub.is_empty() { raw.jti.unwrap_or_default() } else { sub };
         Ok(Claims {
             api_key,
             identity,
@@ -122,15 +136,10 @@ impl TokenVerifier {
     }
 }
 
-/// Decodes the payload without checking anything.
-fn peek_claims(token: &str) -> Result<RawClaims, AuthError> {
-    let mut parts = token.split('.');
-    let (Some(_header), Some(payload), Some(_sig), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(AuthError::Malformed);
-    };
+/// Decodes one base64url JSON part of a token.
+fn decode_part<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, AuthError> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
+        .decode(part.trim_end_matches('='))
         .map_err(|_| AuthError::Malformed)?;
     serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed)
 }

@@ -28,7 +28,9 @@ pub const PREFIX: &str = "/twirp/livekit.RoomService/";
 /// Handles every request under `/twirp/`.
 pub async fn handle(State(app): State<Arc<AppState>>, req: Request) -> Response {
     let method = req.method().as_str().to_string();
-    let path = req.uri().path().to_string();
+    // `//twirp/…` (a base URL with a trailing slash) is served as `/twirp/…`, as LiveKit does.
+    let full = req.uri().path();
+    let path = full.strip_prefix('/').filter(|p| p.starts_with('/')).unwrap_or(full).to_string();
     if method != "POST" {
         return TwirpError::bad_route(
             format!("unsupported method {method:?} (only POST is allowed)"),
