@@ -76,11 +76,8 @@ fn emit_null_for_unset_messages(
     out.push_str(pieces.next().unwrap_or_default());
     for piece in pieces {
         out.push_str(marker);
-        let name = piece
-            .split("serialize_struct(\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .unwrap_or_default();
+        let name =
+            piece.split("serialize_struct(\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap_or_default();
         // The Serialize impl is the part of the piece before the next impl of anything else.
         let (impl_part, rest) = piece.split_at(piece.find("\nimpl<'de>").unwrap_or(piece.len()));
         let mut patched = impl_part.to_string();

@@ -65,8 +65,12 @@ fn bench_token(c: &mut Criterion) {
 
 fn app_with_rooms(n: usize) -> Arc<AppState> {
     let no_files = |_: &std::path::Path| Err(std::io::Error::other("none"));
-    let cfg = config::load(&format!("keys:\n  {KEY}: {SECRET}\nlogging: {{level: error}}\n"), &Overrides::default(), &no_files)
-        .expect("config");
+    let cfg = config::load(
+        &format!("keys:\n  {KEY}: {SECRET}\nlogging: {{level: error}}\n"),
+        &Overrides::default(),
+        &no_files,
+    )
+    .expect("config");
     let app = Arc::new(AppState::new(cfg, Arc::new(SystemClock)));
     for i in 0..n {
         app.registry.create_room(

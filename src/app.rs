@@ -21,11 +21,6 @@ impl AppState {
     pub fn new(config: Config, clock: SharedClock) -> Self {
         let registry = crate::rooms::Registry::new(config.room.clone(), Arc::clone(&clock));
         let verifier = Arc::new(TokenVerifier::new(config.keys.clone()));
-        Self {
-            config: Arc::new(config),
-            registry,
-            verifier,
-            clock,
-        }
+        Self { config: Arc::new(config), registry, verifier, clock }
     }
 }

@@ -144,9 +144,7 @@ pub fn parse_duration_secs(s: &str) -> Result<i64, String> {
         Some('d') => (&s[..s.len() - 1], 86_400),
         _ => (s, 1),
     };
-    num.parse::<i64>()
-        .map(|n| n * mult)
-        .map_err(|_| format!("invalid duration {s:?} (use e.g. 30m, 6h, 2d)"))
+    num.parse::<i64>().map(|n| n * mult).map_err(|_| format!("invalid duration {s:?} (use e.g. 30m, 6h, 2d)"))
 }
 
 #[cfg(test)]
@@ -180,12 +178,7 @@ mod tests {
             "join,admin",
         ])
         .unwrap();
-        let Some(Command::Token {
-            action: TokenCommand::Create(a),
-        }) = cli.command
-        else {
-            panic!("no token command")
-        };
+        let Some(Command::Token { action: TokenCommand::Create(a) }) = cli.command else { panic!("no token command") };
         assert_eq!(a.grant, ["join", "admin"]);
     }
 }

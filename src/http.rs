@@ -73,11 +73,7 @@ async fn health() -> &'static str {
 }
 
 async fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        "404 page not found\n",
-    )
+    (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "404 page not found\n")
         .into_response()
 }
 
@@ -85,14 +81,7 @@ async fn not_found() -> Response {
 fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::mirror_request())
-        .allow_methods([
-            Method::OPTIONS,
-            Method::HEAD,
-            Method::GET,
-            Method::POST,
-            Method::PATCH,
-            Method::DELETE,
-        ])
+        .allow_methods([Method::OPTIONS, Method::HEAD, Method::GET, Method::POST, Method::PATCH, Method::DELETE])
         .allow_headers(AllowHeaders::mirror_request())
         .expose_headers(ExposeHeaders::any())
         .max_age(Duration::from_secs(86_400))
@@ -109,11 +98,8 @@ struct Gate {
 /// Rejects bodies whose declared length is over the limit before anything reads them (413, as
 /// LiveKit's limiter), then authenticates. One middleware, not two: each costs ~1 µs a request.
 async fn gate_request(State(gate): State<Gate>, req: Request, next: Next) -> Response {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if gate.body_limit > 0 && declared.is_some_and(|n| n > gate.body_limit) {
         return (
             StatusCode::PAYLOAD_TOO_LARGE,

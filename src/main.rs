@@ -17,23 +17,14 @@ use usher::{
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Token {
-            action: TokenCommand::Create(args),
-        }) => token_create(&args),
+        Some(Command::Token { action: TokenCommand::Create(args) }) => token_create(&args),
         None => serve(&cli.serve),
     }
 }
 
 fn token_create(a: &TokenCreateArgs) -> ExitCode {
-    let grants = if a.grant.is_empty() {
-        vec!["join".to_string()]
-    } else {
-        a.grant.clone()
-    };
-    let mut video = VideoGrant {
-        room: a.room.clone(),
-        ..Default::default()
-    };
+    let grants = if a.grant.is_empty() { vec!["join".to_string()] } else { a.grant.clone() };
+    let mut video = VideoGrant { room: a.room.clone(), ..Default::default() };
     for g in &grants {
         match g.trim().to_ascii_lowercase().as_str() {
             "join" | "roomjoin" => video.room_join = true,

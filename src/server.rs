@@ -31,10 +31,7 @@ impl Server {
         let mut chosen = port;
         for ip in ips {
             let listener = TcpListener::bind(SocketAddr::new(ip, chosen)).await.map_err(|e| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!("cannot listen on {}: {e}", SocketAddr::new(ip, chosen)),
-                )
+                std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", SocketAddr::new(ip, chosen)))
             })?;
             let addr = listener.local_addr()?;
             chosen = addr.port();
@@ -58,12 +55,7 @@ impl Server {
                 Ok(())
             }
         });
-        Ok(Self {
-            addrs,
-            stop,
-            tasks,
-            app,
-        })
+        Ok(Self { addrs, stop, tasks, app })
     }
 
     /// Where the server listens (the real ports, also when 0 was asked for).

@@ -10,19 +10,13 @@ const CREATE: &str = "/twirp/livekit.RoomService/CreateRoom";
 
 /// A room created up front must be untouched after every bad request.
 async fn with_witness(s: &TestServer) -> proto::Room {
-    let req = proto::CreateRoomRequest {
-        name: "witness".into(),
-        metadata: "keep".into(),
-        ..Default::default()
-    };
+    let req = proto::CreateRoomRequest { name: "witness".into(), metadata: "keep".into(), ..Default::default() };
     s.proto("CreateRoom", &create_list(), &req).await.unwrap()
 }
 
 async fn assert_unchanged(s: &TestServer, witness: &proto::Room) {
-    let rooms: proto::ListRoomsResponse = s
-        .proto("ListRooms", &create_list(), &proto::ListRoomsRequest::default())
-        .await
-        .expect("still serving");
+    let rooms: proto::ListRoomsResponse =
+        s.proto("ListRooms", &create_list(), &proto::ListRoomsRequest::default()).await.expect("still serving");
     assert_eq!(rooms.rooms, std::slice::from_ref(witness));
 }
 
@@ -32,35 +26,17 @@ async fn undecodable_bodies_are_malformed() {
     let w = with_witness(&s).await;
     let t = create_list();
     // Truncated protobuf: field 1 claims 16 bytes, 2 follow.
-    let r = s
-        .raw("CreateRoom", Some(&t), "application/protobuf", b"\x0a\x10ab".to_vec())
-        .await;
+    let r = s.raw("CreateRoom", Some(&t), "application/protobuf", b"\x0a\x10ab".to_vec()).await;
     r.assert_twirp(400, "malformed", "the protobuf request could not be decoded");
     // Wrong wire type for a known field.
-    let r = s
-        .raw("CreateRoom", Some(&t), "application/protobuf", b"\x0d\x00".to_vec())
-        .await;
+    let r = s.raw("CreateRoom", Some(&t), "application/protobuf", b"\x0d\x00".to_vec()).await;
     r.assert_twirp(400, "malformed", "the protobuf request could not be decoded");
-    for body in [
-        "",
-        "{",
-        "not json",
-        "[]",
-        r#"{"name": 12}"#,
-        r#"{"empty_timeout": -1}"#,
-        "\u{0}",
-    ] {
+    for body in ["", "{", "not json", "[]", r#"{"name": 12}"#, r#"{"empty_timeout": -1}"#, "\u{0}"] {
         let r = s.call_json("CreateRoom", Some(&t), body).await;
         r.assert_twirp(400, "malformed", "the json request could not be decoded");
     }
     // Unknown enum names are malformed too, not a crash.
-    let r = s
-        .call_json(
-            "SendData",
-            Some(&admin("witness")),
-            r#"{"room":"witness","kind":"SIDEWAYS"}"#,
-        )
-        .await;
+    let r = s.call_json("SendData", Some(&admin("witness")), r#"{"room":"witness","kind":"SIDEWAYS"}"#).await;
     r.assert_twirp(400, "malformed", "the json request could not be decoded");
     assert_unchanged(&s, &w).await;
     s.stop().await;
@@ -72,9 +48,7 @@ async fn oversized_bodies_are_refused_before_decoding() {
     let w = with_witness(&s).await;
     let t = create_list();
     // 20 MB with a declared length: 413 plain text, as LiveKit's limiter.
-    let r = s
-        .raw("CreateRoom", Some(&t), "application/protobuf", vec![0x0a; 20 << 20])
-        .await;
+    let r = s.raw("CreateRoom", Some(&t), "application/protobuf", vec![0x0a; 20 << 20]).await;
     assert_eq!(r.status, 413);
     assert_eq!(r.text(), "request body too large");
 
@@ -99,9 +73,7 @@ async fn oversized_bodies_are_refused_before_decoding() {
 async fn body_limit_follows_config() {
     let s = TestServer::spawn("limit:\n  max_api_request_body_size: 64\n").await;
     let t = create_list();
-    let r = s
-        .call_json("CreateRoom", Some(&t), &format!(r#"{{"name":"{}"}}"#, "x".repeat(80)))
-        .await;
+    let r = s.call_json("CreateRoom", Some(&t), &format!(r#"{{"name":"{}"}}"#, "x".repeat(80))).await;
     assert_eq!(r.status, 413);
     let r = s.call_json("CreateRoom", Some(&t), r#"{"name":"small"}"#).await;
     assert_eq!(r.status, 200);
@@ -118,17 +90,11 @@ async fn wrong_routes_and_content_types_are_bad_route() {
     let r = s.raw("CreateRoom", Some(&t), "", b"{}".to_vec()).await;
     r.assert_twirp(404, "bad_route", "unexpected Content-Type: \"\"");
     // Parameters are fine.
-    let r = s
-        .raw("ListRooms", Some(&t), "application/json; charset=UTF-8", b"{}".to_vec())
-        .await;
+    let r = s.raw("ListRooms", Some(&t), "application/json; charset=UTF-8", b"{}".to_vec()).await;
     assert_eq!(r.status, 200);
 
     let r = s.call_json("NoSuchMethod", Some(&t), "{}").await;
-    r.assert_twirp(
-        404,
-        "bad_route",
-        "no handler for path \"/twirp/livekit.RoomService/NoSuchMethod\"",
-    );
+    r.assert_twirp(404, "bad_route", "no handler for path \"/twirp/livekit.RoomService/NoSuchMethod\"");
     let resp = s
         .http
         .post(format!("{}/twirp/livekit.Egress/ListEgress", s.url()))
@@ -152,18 +118,11 @@ async fn wrong_routes_and_content_types_are_bad_route() {
 async fn bad_tokens_get_livekits_plain_401() {
     let s = TestServer::spawn("").await;
     let w = with_witness(&s).await;
-    let all = VideoGrant {
-        room_create: true,
-        room_list: true,
-        ..Default::default()
-    };
+    let all = VideoGrant { room_create: true, room_list: true, ..Default::default() };
     let cases = [
         (Some("garbage".to_string()), "invalid authorization token"),
         (Some("a.b.c".to_string()), "invalid authorization token"),
-        (
-            Some(token_with("unknown-key", common::SECRET, all.clone(), 600)),
-            "invalid API key",
-        ),
+        (Some(token_with("unknown-key", common::SECRET, all.clone(), 600)), "invalid API key"),
         (
             Some(token_with(common::KEY, "wrong-secret", all.clone(), 600)),
             "invalid authorization token: token signature is invalid: signature is invalid",
@@ -219,15 +178,7 @@ async fn many_bad_requests_in_parallel_leave_the_server_serving() {
         t.await.unwrap();
     }
     // Random bytes may decode into a valid request and create a room; the witness is intact.
-    let rooms: proto::ListRoomsResponse = s
-        .proto(
-            "ListRooms",
-            &create_list(),
-            &proto::ListRoomsRequest {
-                names: vec!["witness".into()],
-            },
-        )
-        .await
-        .unwrap();
+    let rooms: proto::ListRoomsResponse =
+        s.proto("ListRooms", &create_list(), &proto::ListRoomsRequest { names: vec!["witness".into()] }).await.unwrap();
     assert_eq!(rooms.rooms, [w]);
 }

@@ -26,26 +26,8 @@ fn help_teaches_the_quick_start() {
 #[test]
 fn token_create_prints_a_token_the_server_accepts() {
     let out = usher()
-        .args([
-            "token",
-            "create",
-            "--api-key",
-            "devkey",
-            "--api-secret",
-            "secret",
-            "--room",
-            "demo",
-        ])
-        .args([
-            "--identity",
-            "alice",
-            "--name",
-            "Alice",
-            "--grant",
-            "join,admin",
-            "--valid-for",
-            "1h",
-        ])
+        .args(["token", "create", "--api-key", "devkey", "--api-secret", "secret", "--room", "demo"])
+        .args(["--identity", "alice", "--name", "Alice", "--grant", "join,admin", "--valid-for", "1h"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -59,19 +41,8 @@ fn token_create_prints_a_token_the_server_accepts() {
     assert_eq!(v.room, "demo");
     assert!((claims.expires_at - now - 3600).abs() <= 2);
 
-    let bad = usher()
-        .args([
-            "token",
-            "create",
-            "--api-key",
-            "k",
-            "--api-secret",
-            "s",
-            "--grant",
-            "fly",
-        ])
-        .output()
-        .unwrap();
+    let bad =
+        usher().args(["token", "create", "--api-key", "k", "--api-secret", "s", "--grant", "fly"]).output().unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown grant"));
 }
@@ -79,10 +50,7 @@ fn token_create_prints_a_token_the_server_accepts() {
 #[test]
 fn config_problems_are_all_reported_and_exit_nonzero() {
     let out = usher()
-        .args([
-            "--config-body",
-            "port: high\nroom:\n  empty_timeout: soon\nmystery: 1\n",
-        ])
+        .args(["--config-body", "port: high\nroom:\n  empty_timeout: soon\nmystery: 1\n"])
         .env_remove("LIVEKIT_KEYS")
         .output()
         .unwrap();
@@ -114,16 +82,11 @@ fn starts_with_a_livekit_config_and_names_unsupported_keys() {
             }
         }
     });
-    let log = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("server reports its address");
+    let log = rx.recv_timeout(Duration::from_secs(20)).expect("server reports its address");
     let _ = child.kill();
     let _ = child.wait();
     assert!(log.contains("rtc ("), "{log}");
     assert!(log.contains("turn ("), "{log}");
     assert!(log.contains("keys=[\"k\"]"), "{log}");
-    assert!(
-        !log.contains("a-secret-of-at-least"),
-        "secrets must not be logged:\n{log}"
-    );
+    assert!(!log.contains("a-secret-of-at-least"), "secrets must not be logged:\n{log}");
 }

@@ -32,12 +32,7 @@ async fn cors_preflight_and_error_responses_echo_the_origin() {
     let h = pre.headers();
     assert_eq!(h["access-control-allow-origin"], "https://app.example");
     assert!(h["access-control-allow-methods"].to_str().unwrap().contains("POST"));
-    assert!(
-        h["access-control-allow-headers"]
-            .to_str()
-            .unwrap()
-            .contains("authorization")
-    );
+    assert!(h["access-control-allow-headers"].to_str().unwrap().contains("authorization"));
     assert_eq!(h["access-control-max-age"], "86400");
 
     // A refused call still carries the CORS header, so browsers can read the error.
@@ -61,11 +56,7 @@ async fn double_slash_and_query_token_are_served() {
     // Clients with a trailing slash in their base URL send `//twirp/...`.
     let resp = s
         .http
-        .post(format!(
-            "{}//twirp/livekit.RoomService/ListRooms?access_token={}",
-            s.url(),
-            create_list()
-        ))
+        .post(format!("{}//twirp/livekit.RoomService/ListRooms?access_token={}", s.url(), create_list()))
         .header("content-type", "application/json")
         .body("{}")
         .send()

@@ -97,11 +97,7 @@ fn flat(msg: &DynamicMessage) -> Vec<String> {
 }
 
 fn max_oneof_members(desc: &MessageDescriptor) -> usize {
-    desc.oneofs()
-        .filter(|o| !o.is_synthetic())
-        .map(|o| o.fields().len())
-        .max()
-        .unwrap_or(1)
+    desc.oneofs().filter(|o| !o.is_synthetic()).map(|o| o.fields().len()).max().unwrap_or(1)
 }
 
 /// Runs the trips for one message type pair.
@@ -111,9 +107,7 @@ where
     Theirs: prost::Message + Default + serde::Serialize + serde::de::DeserializeOwned,
 {
     let pool = pool();
-    let desc = pool
-        .get_message_by_name(&format!("livekit.{name}"))
-        .unwrap_or_else(|| panic!("{name} in our protos"));
+    let desc = pool.get_message_by_name(&format!("livekit.{name}")).unwrap_or_else(|| panic!("{name} in our protos"));
     for variant in 0..max_oneof_members(&desc) {
         let expected = filled(&desc, variant, 0);
         let bytes = expected.encode_to_vec();
@@ -189,14 +183,7 @@ fn room_service_messages_match_livekit_protocol() {
 
 #[test]
 fn signal_and_webhook_messages_match_livekit_protocol() {
-    roundtrip!(
-        SignalRequest,
-        SignalResponse,
-        WebhookEvent,
-        DataPacket,
-        TrackInfo,
-        ParticipantPermission
-    );
+    roundtrip!(SignalRequest, SignalResponse, WebhookEvent, DataPacket, TrackInfo, ParticipantPermission);
 }
 
 #[test]

@@ -80,9 +80,7 @@ impl Claims {
     /// The video grant, or an all-false one when the token has none.
     pub fn video(&self) -> &VideoGrant {
         static NONE: std::sync::OnceLock<VideoGrant> = std::sync::OnceLock::new();
-        self.video
-            .as_ref()
-            .unwrap_or_else(|| NONE.get_or_init(VideoGrant::default))
+        self.video.as_ref().unwrap_or_else(|| NONE.get_or_init(VideoGrant::default))
     }
 }
 

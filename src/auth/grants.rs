@@ -22,20 +22,12 @@ fn claims(c: Option<&Claims>) -> Result<&Claims, GrantError> {
 
 /// CreateRoom and DeleteRoom need `roomCreate`.
 pub fn ensure_create(c: Option<&Claims>) -> Result<(), GrantError> {
-    if claims(c)?.video().room_create {
-        Ok(())
-    } else {
-        Err(GrantError::Missing("roomCreate"))
-    }
+    if claims(c)?.video().room_create { Ok(()) } else { Err(GrantError::Missing("roomCreate")) }
 }
 
 /// ListRooms needs `roomList`.
 pub fn ensure_list(c: Option<&Claims>) -> Result<(), GrantError> {
-    if claims(c)?.video().room_list {
-        Ok(())
-    } else {
-        Err(GrantError::Missing("roomList"))
-    }
+    if claims(c)?.video().room_list { Ok(()) } else { Err(GrantError::Missing("roomList")) }
 }
 
 /// Per-room calls need `roomAdmin` for exactly that room (case-sensitive compare).
@@ -65,22 +57,13 @@ mod tests {
     use crate::auth::VideoGrant;
 
     fn with(v: VideoGrant) -> Claims {
-        Claims {
-            video: Some(v),
-            ..Default::default()
-        }
+        Claims { video: Some(v), ..Default::default() }
     }
 
     #[test]
     fn create_and_list_are_separate_grants() {
-        let create = with(VideoGrant {
-            room_create: true,
-            ..Default::default()
-        });
-        let list = with(VideoGrant {
-            room_list: true,
-            ..Default::default()
-        });
+        let create = with(VideoGrant { room_create: true, ..Default::default() });
+        let list = with(VideoGrant { room_list: true, ..Default::default() });
         assert!(ensure_create(Some(&create)).is_ok());
         assert!(ensure_list(Some(&create)).is_err());
         assert!(ensure_list(Some(&list)).is_ok());
@@ -91,39 +74,24 @@ mod tests {
 
     #[test]
     fn admin_is_scoped_to_one_room() {
-        let admin = with(VideoGrant {
-            room_admin: true,
-            room: "a".into(),
-            ..Default::default()
-        });
+        let admin = with(VideoGrant { room_admin: true, room: "a".into(), ..Default::default() });
         assert!(ensure_admin(Some(&admin), "a").is_ok());
         assert!(ensure_admin(Some(&admin), "A").is_err());
         assert!(ensure_admin(Some(&admin), "b").is_err());
         assert!(ensure_admin(Some(&admin), "").is_err());
         // An unscoped admin token passes only for the empty room name, as LiveKit.
-        let unscoped = with(VideoGrant {
-            room_admin: true,
-            ..Default::default()
-        });
+        let unscoped = with(VideoGrant { room_admin: true, ..Default::default() });
         assert!(ensure_admin(Some(&unscoped), "").is_ok());
         assert!(ensure_admin(Some(&unscoped), "a").is_err());
         // roomCreate does not imply admin.
-        let create = with(VideoGrant {
-            room_create: true,
-            room: "a".into(),
-            ..Default::default()
-        });
+        let create = with(VideoGrant { room_create: true, room: "a".into(), ..Default::default() });
         assert!(ensure_admin(Some(&create), "a").is_err());
     }
 
     #[test]
     fn destination_must_match_too() {
-        let t = with(VideoGrant {
-            room_admin: true,
-            room: "a".into(),
-            destination_room: "b".into(),
-            ..Default::default()
-        });
+        let t =
+            with(VideoGrant { room_admin: true, room: "a".into(), destination_room: "b".into(), ..Default::default() });
         assert!(ensure_destination(Some(&t), "a", "b").is_ok());
         assert!(ensure_destination(Some(&t), "a", "c").is_err());
         assert!(ensure_destination(Some(&t), "x", "b").is_err());

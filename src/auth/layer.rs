@@ -29,10 +29,7 @@ pub struct AuthState {
 pub fn find_token(req: &Request) -> Result<Option<String>, AuthError> {
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {
         let text = value.to_str().map_err(|_| AuthError::BadHeader)?;
-        return text
-            .strip_prefix("Bearer ")
-            .map(|t| Some(t.to_string()))
-            .ok_or(AuthError::BadHeader);
+        return text.strip_prefix("Bearer ").map(|t| Some(t.to_string())).ok_or(AuthError::BadHeader);
     }
     let query = req.uri().query().unwrap_or("");
     Ok(query.split('&').find_map(|pair| {
@@ -95,12 +92,7 @@ pub async fn authenticate(state: &AuthState, mut req: Request, next: Next) -> Re
 pub type MaybeClaims = Option<Arc<Claims>>;
 
 fn unauthorized(e: &AuthError) -> Response {
-    (
-        StatusCode::UNAUTHORIZED,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        e.http_body(),
-    )
-        .into_response()
+    (StatusCode::UNAUTHORIZED, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], e.http_body()).into_response()
 }
 
 #[cfg(test)]
@@ -117,33 +109,17 @@ mod tests {
 
     #[test]
     fn header_wins_and_must_say_bearer() {
-        assert_eq!(
-            find_token(&req("/x", Some("Bearer abc"))).unwrap().as_deref(),
-            Some("abc")
-        );
-        assert_eq!(
-            find_token(&req("/x?access_token=q", Some("Bearer abc")))
-                .unwrap()
-                .as_deref(),
-            Some("abc")
-        );
+        assert_eq!(find_token(&req("/x", Some("Bearer abc"))).unwrap().as_deref(), Some("abc"));
+        assert_eq!(find_token(&req("/x?access_token=q", Some("Bearer abc"))).unwrap().as_deref(), Some("abc"));
         assert_eq!(find_token(&req("/x", Some("bearer abc"))), Err(AuthError::BadHeader));
         assert_eq!(find_token(&req("/x", Some("Basic abc"))), Err(AuthError::BadHeader));
     }
 
     #[test]
     fn query_parameter_is_the_fallback() {
-        assert_eq!(
-            find_token(&req("/rtc?x=1&access_token=a.b%2Ec", None))
-                .unwrap()
-                .as_deref(),
-            Some("a.b.c")
-        );
+        assert_eq!(find_token(&req("/rtc?x=1&access_token=a.b%2Ec", None)).unwrap().as_deref(), Some("a.b.c"));
         assert_eq!(find_token(&req("/rtc?x=1", None)).unwrap(), None);
         assert_eq!(find_token(&req("/rtc", None)).unwrap(), None);
-        assert_eq!(
-            find_token(&req("/rtc?access_token=%zz%4", None)).unwrap().as_deref(),
-            Some("%zz%4")
-        );
+        assert_eq!(find_token(&req("/rtc?access_token=%zz%4", None)).unwrap().as_deref(), Some("%zz%4"));
     }
 }

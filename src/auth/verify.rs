@@ -152,19 +152,12 @@ mod tests {
     const NOW: i64 = 1_800_000_000;
 
     fn keys() -> Keys {
-        Keys::new([
-            ("k1".to_string(), "s1-secret".to_string()),
-            ("k2".to_string(), "s2-secret".to_string()),
-        ])
+        Keys::new([("k1".to_string(), "s1-secret".to_string()), ("k2".to_string(), "s2-secret".to_string())])
     }
 
     fn token(f: impl FnOnce(&mut RawClaims)) -> String {
-        let mut c = RawClaims {
-            iss: Some("k1".into()),
-            sub: Some("alice".into()),
-            exp: Some(NOW + 600),
-            ..Default::default()
-        };
+        let mut c =
+            RawClaims { iss: Some("k1".into()), sub: Some("alice".into()), exp: Some(NOW + 600), ..Default::default() };
         f(&mut c);
         TokenMinter::sign(&c, "s1-secret").unwrap()
     }
@@ -173,11 +166,7 @@ mod tests {
     fn accepts_a_good_token_and_reads_grants() {
         let t = token(|c| {
             c.name = Some("Alice".into());
-            c.video = Some(VideoGrant {
-                room_admin: true,
-                room: "r".into(),
-                ..Default::default()
-            });
+            c.video = Some(VideoGrant { room_admin: true, room: "r".into(), ..Default::default() });
         });
         let claims = TokenVerifier::new(keys()).verify(&t, NOW).unwrap();
         assert_eq!(claims.identity, "alice");
@@ -204,35 +193,19 @@ mod tests {
         let v = TokenVerifier::new(keys());
         assert_eq!(v.verify(&token(|c| c.exp = None), NOW), Err(AuthError::MissingExpiry));
         assert!(v.verify(&token(|c| c.exp = Some(NOW - 60)), NOW).is_ok());
-        assert_eq!(
-            v.verify(&token(|c| c.exp = Some(NOW - 61)), NOW),
-            Err(AuthError::Expired)
-        );
+        assert_eq!(v.verify(&token(|c| c.exp = Some(NOW - 61)), NOW), Err(AuthError::Expired));
         assert!(v.verify(&token(|c| c.nbf = Some(NOW + 60)), NOW).is_ok());
-        assert_eq!(
-            v.verify(&token(|c| c.nbf = Some(NOW + 61)), NOW),
-            Err(AuthError::NotYetValid)
-        );
+        assert_eq!(v.verify(&token(|c| c.nbf = Some(NOW + 61)), NOW), Err(AuthError::NotYetValid));
     }
 
     #[test]
     fn refuses_wrong_key_secret_and_algorithm() {
         let v = TokenVerifier::new(keys());
-        assert_eq!(
-            v.verify(&token(|c| c.iss = Some("nope".into())), NOW),
-            Err(AuthError::UnknownApiKey)
-        );
+        assert_eq!(v.verify(&token(|c| c.iss = Some("nope".into())), NOW), Err(AuthError::UnknownApiKey));
         assert_eq!(v.verify(&token(|c| c.iss = None), NOW), Err(AuthError::UnknownApiKey));
         // Signed by k1's secret but claiming k2.
-        assert_eq!(
-            v.verify(&token(|c| c.iss = Some("k2".into())), NOW),
-            Err(AuthError::BadSignature)
-        );
-        let c = RawClaims {
-            iss: Some("k1".into()),
-            exp: Some(NOW + 60),
-            ..Default::default()
-        };
+        assert_eq!(v.verify(&token(|c| c.iss = Some("k2".into())), NOW), Err(AuthError::BadSignature));
+        let c = RawClaims { iss: Some("k1".into()), exp: Some(NOW + 60), ..Default::default() };
         let hs512 = jsonwebtoken::encode(
             &jsonwebtoken::Header::new(Algorithm::HS512),
             &c,
@@ -245,15 +218,7 @@ mod tests {
     #[test]
     fn garbage_is_malformed_not_a_panic() {
         let v = TokenVerifier::new(keys());
-        for t in [
-            "",
-            "abc",
-            "a.b.c",
-            "a.b.c.d",
-            "..",
-            "eyJhbGciOiJIUzI1NiJ9.!!!.x",
-            "\u{0}.\u{1}.\u{2}",
-        ] {
+        for t in ["", "abc", "a.b.c", "a.b.c.d", "..", "eyJhbGciOiJIUzI1NiJ9.!!!.x", "\u{0}.\u{1}.\u{2}"] {
             assert_eq!(v.verify(t, NOW), Err(AuthError::Malformed), "{t:?}");
         }
         // Valid payload JSON but a truncated signature.
@@ -270,9 +235,6 @@ mod tests {
             AuthError::Expired.http_body(),
             "invalid authorization token: token has invalid claims: token is expired"
         );
-        assert_eq!(
-            AuthError::BadHeader.http_body(),
-            "invalid authorization header. Must start with Bearer "
-        );
+        assert_eq!(AuthError::BadHeader.http_body(), "invalid authorization header. Must start with Bearer ");
     }
 }

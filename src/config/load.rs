@@ -33,10 +33,7 @@ pub type ReadFile<'a> = &'a dyn Fn(&Path) -> std::io::Result<(String, u32)>;
 ///
 /// All problems are collected and returned together.
 pub fn load(yaml: &str, overrides: &Overrides, read_file: ReadFile<'_>) -> Result<Config, ConfigError> {
-    let mut r = Reader {
-        problems: Vec::new(),
-        unsupported: Vec::new(),
-    };
+    let mut r = Reader { problems: Vec::new(), unsupported: Vec::new() };
     let root = if yaml.trim().is_empty() {
         Value::Mapping(Default::default())
     } else {
@@ -44,12 +41,7 @@ pub fn load(yaml: &str, overrides: &Overrides, read_file: ReadFile<'_>) -> Resul
             Ok(Value::Null) => Value::Mapping(Default::default()),
             Ok(v) => v,
             Err(e) => {
-                return Err(ConfigError {
-                    problems: vec![Problem {
-                        path: "(yaml)".into(),
-                        message: e.to_string(),
-                    }],
-                });
+                return Err(ConfigError { problems: vec![Problem { path: "(yaml)".into(), message: e.to_string() }] });
             }
         }
     };
@@ -82,34 +74,15 @@ pub fn load(yaml: &str, overrides: &Overrides, read_file: ReadFile<'_>) -> Resul
     r.set_u32(&root, "limit.max_metadata_size", &mut l.max_metadata_size);
     r.set_u32(&root, "limit.max_attributes_size", &mut l.max_attributes_size);
     r.set_u32(&root, "limit.max_room_name_length", &mut l.max_room_name_length);
-    r.set_u32(
-        &root,
-        "limit.max_participant_identity_length",
-        &mut l.max_participant_identity_length,
-    );
-    r.set_u32(
-        &root,
-        "limit.max_participant_name_length",
-        &mut l.max_participant_name_length,
-    );
-    r.set_u64(
-        &root,
-        "limit.max_api_request_body_size",
-        &mut l.max_api_request_body_size,
-    );
-    r.set_u64(
-        &root,
-        "limit.signal_message_size_limit",
-        &mut l.signal_message_size_limit,
-    );
+    r.set_u32(&root, "limit.max_participant_identity_length", &mut l.max_participant_identity_length);
+    r.set_u32(&root, "limit.max_participant_name_length", &mut l.max_participant_name_length);
+    r.set_u64(&root, "limit.max_api_request_body_size", &mut l.max_api_request_body_size);
+    r.set_u64(&root, "limit.signal_message_size_limit", &mut l.signal_message_size_limit);
     // Legacy room.* size keys override limit.* when non-zero, as LiveKit does.
     for (legacy, target) in [
         ("room.max_metadata_size", &mut l.max_metadata_size),
         ("room.max_room_name_length", &mut l.max_room_name_length),
-        (
-            "room.max_participant_identity_length",
-            &mut l.max_participant_identity_length,
-        ),
+        ("room.max_participant_identity_length", &mut l.max_participant_identity_length),
     ] {
         let mut v = 0;
         r.set_u32(&root, legacy, &mut v);
@@ -125,8 +98,7 @@ pub fn load(yaml: &str, overrides: &Overrides, read_file: ReadFile<'_>) -> Resul
         r.unsupported.push(format!("redis.address ({})", super_cluster_note()));
     }
     if !c.webhook.urls.is_empty() {
-        r.unsupported
-            .push("webhook.urls (webhook delivery is not served yet)".into());
+        r.unsupported.push("webhook.urls (webhook delivery is not served yet)".into());
     }
 
     // Flags and environment win over the file.
@@ -150,10 +122,9 @@ pub fn load(yaml: &str, overrides: &Overrides, read_file: ReadFile<'_>) -> Resul
     }
     if !key_file.is_empty() {
         match read_file(Path::new(&key_file)) {
-            Ok((_, mode)) if mode & 0o007 != 0 => r.problem(
-                "key_file",
-                format!("{key_file} must not be readable by others (chmod 600 {key_file})"),
-            ),
+            Ok((_, mode)) if mode & 0o007 != 0 => {
+                r.problem("key_file", format!("{key_file} must not be readable by others (chmod 600 {key_file})"))
+            }
             Ok((text, _)) => match serde_yaml::from_str::<BTreeMap<String, String>>(&text) {
                 Ok(m) => keys = m,
                 Err(e) => r.problem("key_file", format!("{key_file}: expected \"key: secret\" lines: {e}")),
@@ -176,18 +147,12 @@ pub fn load(yaml: &str, overrides: &Overrides, read_file: ReadFile<'_>) -> Resul
         "info".into()
     };
     if !matches!(c.logging.level.as_str(), "trace" | "debug" | "info" | "warn" | "error") {
-        r.problem(
-            "logging.level",
-            format!("unknown level {:?} (use debug, info, warn or error)", c.logging.level),
-        );
+        r.problem("logging.level", format!("unknown level {:?} (use debug, info, warn or error)", c.logging.level));
     }
 
     // Validation of the result.
     if keys.is_empty() {
-        r.problem(
-            "keys",
-            "one of key_file or keys must be provided (or run with --dev)".into(),
-        );
+        r.problem("keys", "one of key_file or keys must be provided (or run with --dev)".into());
     }
     for (k, s) in &keys {
         if k.is_empty() || s.is_empty() {
@@ -202,11 +167,7 @@ pub fn load(yaml: &str, overrides: &Overrides, read_file: ReadFile<'_>) -> Resul
     }
     c.keys = Keys(keys);
     c.unsupported = r.unsupported;
-    if r.problems.is_empty() {
-        Ok(c)
-    } else {
-        Err(ConfigError { problems: r.problems })
-    }
+    if r.problems.is_empty() { Ok(c) } else { Err(ConfigError { problems: r.problems }) }
 }
 
 fn super_cluster_note() -> &'static str {
@@ -220,11 +181,7 @@ struct Reader {
 }
 
 fn join(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() {
-        key.to_string()
-    } else {
-        format!("{prefix}.{key}")
-    }
+    if prefix.is_empty() { key.to_string() } else { format!("{prefix}.{key}") }
 }
 
 fn lookup<'v>(root: &'v Value, path: &str) -> Option<&'v Value> {
@@ -252,9 +209,7 @@ fn fits(kind: Kind, v: &Value) -> bool {
         Kind::U64 => v.as_u64().is_some(),
         Kind::Str => scalar_str(v),
         Kind::StrList => v.as_sequence().is_some_and(|s| s.iter().all(scalar_str)),
-        Kind::StrMap => v
-            .as_mapping()
-            .is_some_and(|m| m.iter().all(|(k, v)| scalar_str(k) && scalar_str(v))),
+        Kind::StrMap => v.as_mapping().is_some_and(|m| m.iter().all(|(k, v)| scalar_str(k) && scalar_str(v))),
     }
 }
 
@@ -269,10 +224,7 @@ fn scalar_to_string(v: &Value) -> String {
 
 impl Reader {
     fn problem(&mut self, path: &str, message: String) {
-        self.problems.push(Problem {
-            path: path.to_string(),
-            message,
-        });
+        self.problems.push(Problem { path: path.to_string(), message });
     }
 
     fn check_section(&mut self, v: &Value, prefix: &str, schema: &[(&str, Node)]) {
@@ -309,18 +261,12 @@ impl Reader {
         }
     }
     fn set_u16(&mut self, root: &Value, path: &str, out: &mut u16) {
-        if let Some(n) = lookup(root, path)
-            .and_then(Value::as_u64)
-            .and_then(|n| u16::try_from(n).ok())
-        {
+        if let Some(n) = lookup(root, path).and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok()) {
             *out = n;
         }
     }
     fn set_u32(&mut self, root: &Value, path: &str, out: &mut u32) {
-        if let Some(n) = lookup(root, path)
-            .and_then(Value::as_u64)
-            .and_then(|n| u32::try_from(n).ok())
-        {
+        if let Some(n) = lookup(root, path).and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok()) {
             *out = n;
         }
     }
@@ -349,10 +295,7 @@ impl Reader {
     }
     fn set_map(&mut self, root: &Value, path: &str, out: &mut BTreeMap<String, String>) {
         if let Some(m) = lookup(root, path).and_then(Value::as_mapping) {
-            *out = m
-                .iter()
-                .map(|(k, v)| (scalar_to_string(k), scalar_to_string(v)))
-                .collect();
+            *out = m.iter().map(|(k, v)| (scalar_to_string(k), scalar_to_string(v))).collect();
         }
     }
     fn parse_ips(&mut self, path: &str, items: &[String]) -> Vec<IpAddr> {
@@ -372,10 +315,7 @@ mod tests {
     use super::*;
 
     fn no_files(_: &Path) -> std::io::Result<(String, u32)> {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            "no files in this test",
-        ))
+        Err(std::io::Error::new(std::io::ErrorKind::NotFound, "no files in this test"))
     }
 
     fn yaml(text: &str) -> Result<Config, ConfigError> {
@@ -413,36 +353,21 @@ mod tests {
         assert_eq!(c.port, 9000);
         assert_eq!(c.bind_addresses, vec![IpAddr::from([127, 0, 0, 1])]);
         assert_eq!(c.region, "eu");
-        assert_eq!(
-            c.logging,
-            super::super::LoggingConfig {
-                level: "warn".into(),
-                json: true
-            }
-        );
+        assert_eq!(c.logging, super::super::LoggingConfig { level: "warn".into(), json: true });
         assert!(!c.room.auto_create);
         assert_eq!(c.room.empty_timeout, Duration::from_secs(5));
         assert_eq!(c.room.departure_timeout, Duration::from_secs(7));
         assert_eq!(c.room.max_participants, 3);
         assert!(c.room.enable_remote_unmute);
         let l = &c.limit;
-        assert_eq!(
-            (l.max_metadata_size, l.max_attributes_size, l.max_room_name_length),
-            (10, 11, 12)
-        );
-        assert_eq!(
-            (l.max_participant_identity_length, l.max_participant_name_length),
-            (13, 14)
-        );
+        assert_eq!((l.max_metadata_size, l.max_attributes_size, l.max_room_name_length), (10, 11, 12));
+        assert_eq!((l.max_participant_identity_length, l.max_participant_name_length), (13, 14));
         assert_eq!((l.max_api_request_body_size, l.signal_message_size_limit), (15, 16));
     }
 
     #[test]
     fn legacy_room_limits_override_limit_section() {
-        let c = yaml(&format!(
-            "{KEYS}room: {{max_metadata_size: 99}}\nlimit: {{max_metadata_size: 5}}\n"
-        ))
-        .unwrap();
+        let c = yaml(&format!("{KEYS}room: {{max_metadata_size: 99}}\nlimit: {{max_metadata_size: 5}}\n")).unwrap();
         assert_eq!(c.limit.max_metadata_size, 99);
     }
 
@@ -451,17 +376,7 @@ mod tests {
         let err =
             yaml("port: nope\nroom: {empty_timeout: -1, bogus: 1}\nwat: 1\nlogging: {level: loud}\n").unwrap_err();
         let paths: Vec<_> = err.problems.iter().map(|p| p.path.as_str()).collect();
-        assert_eq!(
-            paths,
-            [
-                "port",
-                "room.empty_timeout",
-                "room.bogus",
-                "wat",
-                "logging.level",
-                "keys"
-            ]
-        );
+        assert_eq!(paths, ["port", "room.empty_timeout", "room.bogus", "wat", "logging.level", "keys"]);
         let text = err.to_string();
         assert!(text.contains("room.bogus: unknown key"), "{text}");
         assert!(text.contains("port: expected a whole number up to 65535"), "{text}");
@@ -482,10 +397,7 @@ mod tests {
 
     #[test]
     fn dev_mode_adds_dev_keys_and_loopback() {
-        let o = Overrides {
-            dev: true,
-            ..Default::default()
-        };
+        let o = Overrides { dev: true, ..Default::default() };
         let c = load("", &o, &no_files).unwrap();
         assert_eq!(c.keys.secret("devkey"), Some("secret"));
         assert_eq!(c.bind_addresses.len(), 2);

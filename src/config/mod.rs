@@ -134,10 +134,7 @@ pub struct WebhookConfig {
 
 impl Default for LoggingConfig {
     fn default() -> Self {
-        Self {
-            level: "info".into(),
-            json: false,
-        }
+        Self { level: "info".into(), json: false }
     }
 }
 

@@ -68,25 +68,15 @@ mod tests {
 
     #[test]
     fn limits_are_inclusive_and_zero_means_unlimited() {
-        let l = LimitConfig {
-            max_metadata_size: 3,
-            max_room_name_length: 0,
-            ..Default::default()
-        };
+        let l = LimitConfig { max_metadata_size: 3, max_room_name_length: 0, ..Default::default() };
         assert!(l.check_metadata("abc").is_ok());
         assert_eq!(l.check_metadata("abcd"), Err(LimitError::Metadata(3)));
         assert!(l.check_room_name(&"x".repeat(10_000)).is_ok());
-        let l = LimitConfig {
-            max_attributes_size: 4,
-            ..Default::default()
-        };
+        let l = LimitConfig { max_attributes_size: 4, ..Default::default() };
         let attrs: HashMap<_, _> = [("ab".to_string(), "cd".to_string())].into();
         assert!(l.check_attributes(&attrs).is_ok());
         let attrs: HashMap<_, _> = [("ab".to_string(), "cde".to_string())].into();
         assert_eq!(l.check_attributes(&attrs), Err(LimitError::Attributes(4)));
-        assert_eq!(
-            LimitError::Metadata(524_288).to_string(),
-            "metadata size exceeds limits 524288"
-        );
+        assert_eq!(LimitError::Metadata(524_288).to_string(), "metadata size exceeds limits 524288");
     }
 }

@@ -12,4 +12,4 @@ pub mod room;
 pub use error::RoomError;
 pub use limits::LimitError;
 pub use registry::{CreateOutcome, CreateRequest, Registry, RoomDefaults};
-pub use room::{Room, RoomSpec};
+pub use room::{Room, RoomSnapshot, RoomSpec};

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::{
     RoomError,
-    room::{Room, RoomSpec},
+    room::{Room, RoomSnapshot, RoomSpec},
 };
 use crate::{clock::SharedClock, config::RoomConfig, ids::RoomName, proto};
 
@@ -40,9 +40,7 @@ pub struct Registry {
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry")
-            .field("rooms", &self.inner.rooms.len())
-            .finish()
+        f.debug_struct("Registry").field("rooms", &self.inner.rooms.len()).finish()
     }
 }
 
@@ -50,7 +48,7 @@ impl std::fmt::Debug for Registry {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateOutcome {
     /// The room as it now is.
-    pub room: proto::Room,
+    pub room: Arc<RoomSnapshot>,
     /// False when a live room of that name already existed (its settings were kept).
     pub created: bool,
 }
@@ -73,13 +71,7 @@ pub struct CreateRequest {
 impl Registry {
     /// An empty registry.
     pub fn new(defaults: RoomDefaults, clock: SharedClock) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                rooms: DashMap::new(),
-                clock,
-                defaults,
-            }),
-        }
+        Self { inner: Arc::new(Inner { rooms: DashMap::new(), clock, defaults }) }
     }
 
     fn slot(&self, name: &str) -> Option<Arc<RoomSlot>> {
@@ -91,64 +83,47 @@ impl Registry {
     pub fn create_room(&self, req: CreateRequest, now: Instant) -> CreateOutcome {
         let d = &self.inner.defaults;
         let pick = |v: u32, default: Duration| {
-            if v == 0 {
-                default
-            } else {
-                Duration::from_secs(u64::from(v))
-            }
+            if v == 0 { default } else { Duration::from_secs(u64::from(v)) }
         };
         // The entry API makes two concurrent creates of one name agree on a single room.
         match self.inner.rooms.entry(req.name.clone()) {
             Entry::Occupied(e) => {
                 let slot = Arc::clone(e.get());
                 drop(e);
-                let room = slot.room.lock().to_proto();
+                let room = slot.room.lock().snapshot();
                 CreateOutcome { room, created: false }
             }
             Entry::Vacant(e) => {
                 let spec = RoomSpec {
                     empty_timeout: pick(req.empty_timeout, d.empty_timeout),
                     departure_timeout: pick(req.departure_timeout, d.departure_timeout),
-                    max_participants: if req.max_participants == 0 {
-                        d.max_participants
-                    } else {
-                        req.max_participants
-                    },
+                    max_participants: if req.max_participants == 0 { d.max_participants } else { req.max_participants },
                     metadata: req.metadata,
                 };
                 let room = Room::new(req.name, spec, self.inner.clock.now_ms(), now);
-                let proto = room.to_proto();
+                let snapshot = room.snapshot();
                 e.insert(Arc::new(RoomSlot { room: Mutex::new(room) }));
-                tracing::info!(room = %proto.name, sid = %proto.sid, "room created");
-                CreateOutcome {
-                    room: proto,
-                    created: true,
-                }
+                tracing::info!(room = %snapshot.proto.name, sid = %snapshot.proto.sid, "room created");
+                CreateOutcome { room: snapshot, created: true }
             }
         }
     }
 
     /// All live rooms sorted by name, or the named ones in request order (unknown names skipped).
-    pub fn list_rooms(&self, names: &[String]) -> Vec<proto::Room> {
+    pub fn list_rooms(&self, names: &[String]) -> Vec<Arc<RoomSnapshot>> {
         if names.is_empty() {
             let slots: Vec<_> = self.inner.rooms.iter().map(|e| Arc::clone(e.value())).collect();
-            let mut rooms: Vec<_> = slots.iter().map(|s| s.room.lock().to_proto()).collect();
-            rooms.sort_by(|a, b| a.name.cmp(&b.name));
+            let mut rooms: Vec<_> = slots.iter().map(|s| s.room.lock().snapshot()).collect();
+            rooms.sort_by(|a, b| a.proto.name.cmp(&b.proto.name));
             rooms
         } else {
-            names
-                .iter()
-                .filter_map(|n| self.slot(n))
-                .map(|s| s.room.lock().to_proto())
-                .collect()
+            names.iter().filter_map(|n| self.slot(n)).map(|s| s.room.lock().snapshot()).collect()
         }
     }
 
     /// One room's current state.
-    pub fn get_room(&self, name: &str) -> Result<proto::Room, RoomError> {
-        self.slot(name)
-            .map(|s| s.room.lock().to_proto())
-            .ok_or(RoomError::RoomNotFound)
+    pub fn get_room(&self, name: &str) -> Result<Arc<RoomSnapshot>, RoomError> {
+        self.slot(name).map(|s| s.room.lock().snapshot()).ok_or(RoomError::RoomNotFound)
     }
 
     /// Closes and forgets a room.
@@ -160,14 +135,14 @@ impl Registry {
     }
 
     /// Replaces a room's metadata and returns the room.
-    pub fn update_room_metadata(&self, name: &str, metadata: String) -> Result<proto::Room, RoomError> {
+    pub fn update_room_metadata(&self, name: &str, metadata: String) -> Result<Arc<RoomSnapshot>, RoomError> {
         let slot = self.slot(name).ok_or(RoomError::RoomNotFound)?;
         let mut room = slot.room.lock();
         if room.is_closed() {
             return Err(RoomError::RoomNotFound);
         }
         room.set_metadata(metadata);
-        Ok(room.to_proto())
+        Ok(room.snapshot())
     }
 
     /// The participants of a room (an unknown room has none, as LiveKit answers).
@@ -184,12 +159,7 @@ impl Registry {
 
     /// Closes every room whose idle timeout ran out at `now`; returns their names.
     pub fn close_idle(&self, now: Instant) -> Vec<RoomName> {
-        let slots: Vec<_> = self
-            .inner
-            .rooms
-            .iter()
-            .map(|e| (e.key().clone(), Arc::clone(e.value())))
-            .collect();
+        let slots: Vec<_> = self.inner.rooms.iter().map(|e| (e.key().clone(), Arc::clone(e.value()))).collect();
         let mut closed = Vec::new();
         for (name, slot) in slots {
             let expired = {
@@ -201,13 +171,7 @@ impl Registry {
                 expired
             };
             // Remove only this exact room: a new room of the same name may have replaced it.
-            if expired
-                && self
-                    .inner
-                    .rooms
-                    .remove_if(&name, |_, s| Arc::ptr_eq(s, &slot))
-                    .is_some()
-            {
+            if expired && self.inner.rooms.remove_if(&name, |_, s| Arc::ptr_eq(s, &slot)).is_some() {
                 tracing::info!(room = %name, "room closed after its idle timeout");
                 closed.push(name);
             }
@@ -245,35 +209,19 @@ mod tests {
     }
 
     fn req(name: &str) -> CreateRequest {
-        CreateRequest {
-            name: RoomName::new(name),
-            ..Default::default()
-        }
+        CreateRequest { name: RoomName::new(name), ..Default::default() }
     }
 
     #[test]
     fn create_is_idempotent_and_keeps_the_first_settings() {
         let r = registry();
         let now = Instant::now();
-        let a = r.create_room(
-            CreateRequest {
-                metadata: "first".into(),
-                empty_timeout: 9,
-                ..req("a")
-            },
-            now,
-        );
+        let a = r.create_room(CreateRequest { metadata: "first".into(), empty_timeout: 9, ..req("a") }, now);
         assert!(a.created);
-        assert_eq!(a.room.empty_timeout, 9);
-        assert_eq!(a.room.departure_timeout, 20);
-        assert_eq!(a.room.creation_time, 1_700_000_000);
-        let b = r.create_room(
-            CreateRequest {
-                metadata: "second".into(),
-                ..req("a")
-            },
-            now,
-        );
+        assert_eq!(a.room.proto.empty_timeout, 9);
+        assert_eq!(a.room.proto.departure_timeout, 20);
+        assert_eq!(a.room.proto.creation_time, 1_700_000_000);
+        let b = r.create_room(CreateRequest { metadata: "second".into(), ..req("a") }, now);
         assert!(!b.created);
         assert_eq!(b.room, a.room);
     }
@@ -285,7 +233,7 @@ mod tests {
         for n in ["b", "a", "c"] {
             r.create_room(req(n), now);
         }
-        let names = |v: Vec<proto::Room>| v.into_iter().map(|r| r.name).collect::<Vec<_>>();
+        let names = |v: Vec<Arc<RoomSnapshot>>| v.iter().map(|r| r.proto.name.clone()).collect::<Vec<_>>();
         assert_eq!(names(r.list_rooms(&[])), ["a", "b", "c"]);
         assert_eq!(names(r.list_rooms(&["c".into(), "zz".into(), "a".into()])), ["c", "a"]);
     }
@@ -299,20 +247,14 @@ mod tests {
         assert_eq!(r.delete_room("a"), Err(RoomError::RoomNotFound));
         assert_eq!(r.get_room("a"), Err(RoomError::RoomNotFound));
         let second = r.create_room(req("a"), now).room;
-        assert_ne!(first.sid, second.sid);
+        assert_ne!(first.proto.sid, second.proto.sid);
     }
 
     #[test]
     fn idle_rooms_close_on_their_own_timeout() {
         let r = registry();
         let t0 = Instant::now();
-        r.create_room(
-            CreateRequest {
-                empty_timeout: 5,
-                ..req("short")
-            },
-            t0,
-        );
+        r.create_room(CreateRequest { empty_timeout: 5, ..req("short") }, t0);
         r.create_room(req("default"), t0);
         assert!(r.close_idle(t0 + Duration::from_secs(4)).is_empty());
         assert_eq!(r.close_idle(t0 + Duration::from_secs(5)), [RoomName::new("short")]);
@@ -326,20 +268,14 @@ mod tests {
         let r = registry();
         assert_eq!(r.update_room_metadata("a", "x".into()), Err(RoomError::RoomNotFound));
         r.create_room(req("a"), Instant::now());
-        assert_eq!(r.update_room_metadata("a", "x".into()).unwrap().metadata, "x");
-        assert_eq!(r.get_room("a").unwrap().metadata, "x");
+        assert_eq!(r.update_room_metadata("a", "x".into()).unwrap().proto.metadata, "x");
+        assert_eq!(r.get_room("a").unwrap().proto.metadata, "x");
     }
 
     #[tokio::test(start_paused = true)]
     async fn reaper_closes_rooms_in_the_background() {
         let r = registry();
-        r.create_room(
-            CreateRequest {
-                empty_timeout: 3,
-                ..req("a")
-            },
-            Instant::now(),
-        );
+        r.create_room(CreateRequest { empty_timeout: 3, ..req("a") }, Instant::now());
         let task = r.spawn_reaper();
         tokio::time::sleep(Duration::from_millis(2500)).await;
         assert_eq!(r.room_count(), 1);

@@ -1,7 +1,9 @@
 //! One room's state. Mutated only under its slot's lock (see [`super::registry`]).
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
+use bytes::Bytes;
+use prost::Message as _;
 use tokio::time::Instant;
 
 use crate::{
@@ -36,6 +38,25 @@ pub struct RoomSpec {
     pub metadata: String,
 }
 
+/// A room as the API reports it, built once per change and shared by every reader.
+///
+/// Readers (ListRooms, CreateRoom on an existing room, and next the signalling layer) take an
+/// `Arc` under the room lock and encode nothing: the protobuf bytes are made here, once.
+#[derive(Debug, PartialEq)]
+pub struct RoomSnapshot {
+    /// The message.
+    pub proto: proto::Room,
+    /// Its protobuf encoding.
+    pub encoded: Bytes,
+}
+
+impl RoomSnapshot {
+    fn new(proto: proto::Room) -> Arc<Self> {
+        let encoded = Bytes::from(proto.encode_to_vec());
+        Arc::new(Self { proto, encoded })
+    }
+}
+
 /// A live room.
 #[derive(Debug)]
 pub struct Room {
@@ -49,12 +70,14 @@ pub struct Room {
     last_departure: Option<Instant>,
     /// Set once the room is closed; a closed room accepts nothing more.
     closed: bool,
+    /// The current API view; rebuilt by every method that changes what it shows.
+    snapshot: Arc<RoomSnapshot>,
 }
 
 impl Room {
     /// A new room created at wall time `now_ms` and monotonic time `now`.
     pub fn new(name: RoomName, spec: RoomSpec, now_ms: i64, now: Instant) -> Self {
-        Self {
+        let mut room = Self {
             sid: RoomSid::generate(),
             name,
             spec,
@@ -62,7 +85,10 @@ impl Room {
             created_at: now,
             last_departure: None,
             closed: false,
-        }
+            snapshot: RoomSnapshot::new(proto::Room::default()),
+        };
+        room.refresh();
+        room
     }
 
     /// The room's name.
@@ -89,7 +115,20 @@ impl Room {
     pub fn set_metadata(&mut self, metadata: String) -> bool {
         let changed = self.spec.metadata != metadata;
         self.spec.metadata = metadata;
+        if changed {
+            self.refresh();
+        }
         changed
+    }
+
+    /// The current API view (cheap: an `Arc` clone).
+    pub fn snapshot(&self) -> Arc<RoomSnapshot> {
+        Arc::clone(&self.snapshot)
+    }
+
+    /// Rebuilds the snapshot after a change.
+    fn refresh(&mut self) {
+        self.snapshot = RoomSnapshot::new(self.build_proto());
     }
 
     /// Number of participants that count toward limits. Participants arrive with the sessions
@@ -110,8 +149,12 @@ impl Room {
         }
     }
 
-    /// The room as the API reports it.
+    /// The room as the API reports it (a copy of the snapshot's message).
     pub fn to_proto(&self) -> proto::Room {
+        self.snapshot.proto.clone()
+    }
+
+    fn build_proto(&self) -> proto::Room {
         proto::Room {
             sid: self.sid.to_string(),
             name: self.name.to_string(),
@@ -124,10 +167,7 @@ impl Room {
             turn_password: String::new(),
             enabled_codecs: DEFAULT_CODECS
                 .iter()
-                .map(|m| proto::Codec {
-                    mime: (*m).to_string(),
-                    fmtp_line: String::new(),
-                })
+                .map(|m| proto::Codec { mime: (*m).to_string(), fmtp_line: String::new() })
                 .collect(),
             metadata: self.spec.metadata.clone(),
             num_participants: self.participant_count(),
@@ -162,10 +202,7 @@ mod tests {
         assert_eq!(p.name, "a");
         assert!(p.sid.starts_with("RM_"));
         assert_eq!((p.empty_timeout, p.departure_timeout), (300, 20));
-        assert_eq!(
-            (p.creation_time, p.creation_time_ms),
-            (1_700_000_000, 1_700_000_000_123)
-        );
+        assert_eq!((p.creation_time, p.creation_time_ms), (1_700_000_000, 1_700_000_000_123));
         assert_eq!(p.metadata, "m");
         assert_eq!(p.enabled_codecs.len(), DEFAULT_CODECS.len());
     }
@@ -176,6 +213,21 @@ mod tests {
         let r = Room::new(RoomName::new("a"), spec(), 0, t0);
         assert!(!r.idle_expired(t0 + Duration::from_secs(299)));
         assert!(r.idle_expired(t0 + Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn snapshot_follows_changes_and_carries_its_encoding() {
+        let mut r = Room::new(RoomName::new("a"), spec(), 0, Instant::now());
+        let before = r.snapshot();
+        assert_eq!(proto::Room::decode(before.encoded.clone()).unwrap(), before.proto);
+        assert!(r.set_metadata("new".into()));
+        let after = r.snapshot();
+        assert_eq!(after.proto.metadata, "new");
+        assert_eq!(proto::Room::decode(after.encoded.clone()).unwrap(), after.proto);
+        assert_eq!(before.proto.metadata, "m", "old readers keep the view they took");
+        // No change, no rebuild.
+        assert!(!r.set_metadata("new".into()));
+        assert!(Arc::ptr_eq(&after, &r.snapshot()));
     }
 
     #[test]

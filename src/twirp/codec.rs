@@ -1,11 +1,14 @@
 //! Twirp request decoding and response encoding, protobuf or JSON by `Content-Type`.
 
+use std::sync::Arc;
+
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::error::TwirpError;
+use crate::{proto, rooms::RoomSnapshot};
 
 /// Wire encoding of one call; the response uses the request's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,11 +29,7 @@ pub fn encoding_of(headers: &HeaderMap, method: &str, path: &str) -> Result<Enco
     match essence.as_str() {
         "application/protobuf" => Ok(Encoding::Protobuf),
         "application/json" => Ok(Encoding::Json),
-        _ => Err(TwirpError::bad_route(
-            format!("unexpected Content-Type: {raw:?}"),
-            method,
-            path,
-        )),
+        _ => Err(TwirpError::bad_route(format!("unexpected Content-Type: {raw:?}"), method, path)),
     }
 }
 
@@ -59,14 +58,69 @@ where
     }
 }
 
+/// A response body that can be written in either encoding.
+///
+/// Every generated message is one. Replies built from snapshots implement it themselves so
+/// that protobuf answers reuse bytes encoded once per change instead of per request.
+pub trait Reply {
+    /// Protobuf bytes.
+    fn to_protobuf(&self) -> Bytes;
+    /// JSON the way LiveKit's Go server writes it (proto names, defaults emitted).
+    fn to_json(&self) -> serde_json::Result<Vec<u8>>;
+}
+
+impl<T: prost::Message + Serialize> Reply for T {
+    fn to_protobuf(&self) -> Bytes {
+        Bytes::from(self.encode_to_vec())
+    }
+    fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec(self)
+    }
+}
+
+/// One room, answered from its snapshot.
+pub struct RoomReply(pub Arc<RoomSnapshot>);
+
+impl Reply for RoomReply {
+    fn to_protobuf(&self) -> Bytes {
+        self.0.encoded.clone()
+    }
+    fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec(&self.0.proto)
+    }
+}
+
+/// `ListRoomsResponse` assembled from room snapshots: field 1, repeated, each entry the room's
+/// pre-encoded bytes.
+pub struct RoomListReply(pub Vec<Arc<RoomSnapshot>>);
+
+impl Reply for RoomListReply {
+    fn to_protobuf(&self) -> Bytes {
+        use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
+        let len: usize =
+            self.0.iter().map(|r| key_len(1) + encoded_len_varint(r.encoded.len() as u64) + r.encoded.len()).sum();
+        let mut buf = bytes::BytesMut::with_capacity(len);
+        for room in &self.0 {
+            encode_key(1, WireType::LengthDelimited, &mut buf);
+            encode_varint(room.encoded.len() as u64, &mut buf);
+            buf.extend_from_slice(&room.encoded);
+        }
+        buf.freeze()
+    }
+    fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        #[derive(Serialize)]
+        struct Rooms<'a> {
+            rooms: Vec<&'a proto::Room>,
+        }
+        serde_json::to_vec(&Rooms { rooms: self.0.iter().map(|r| &r.proto).collect() })
+    }
+}
+
 /// Encodes a successful response in the request's encoding.
-pub fn encode<T>(encoding: Encoding, msg: &T) -> Response
-where
-    T: prost::Message + Serialize,
-{
+pub fn encode<T: Reply>(encoding: Encoding, msg: &T) -> Response {
     let (body, content_type) = match encoding {
-        Encoding::Protobuf => (Bytes::from(msg.encode_to_vec()), "application/protobuf"),
-        Encoding::Json => match serde_json::to_vec(msg) {
+        Encoding::Protobuf => (msg.to_protobuf(), "application/protobuf"),
+        Encoding::Json => match msg.to_json() {
             Ok(v) => (Bytes::from(v), "application/json"),
             Err(e) => {
                 tracing::error!(error = %e, "response JSON encoding failed");
@@ -75,15 +129,14 @@ where
         },
     };
     let mut resp = (StatusCode::OK, body).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto;
+    use prost::Message as _;
 
     fn headers(ct: Option<&str>) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -91,6 +144,25 @@ mod tests {
             h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
         }
         h
+    }
+
+    #[test]
+    fn snapshot_replies_encode_like_the_generated_messages() {
+        let rooms: Vec<_> = ["a", "b"]
+            .iter()
+            .map(|n| {
+                let proto = proto::Room { name: (*n).into(), metadata: "m".repeat(200), ..Default::default() };
+                Arc::new(RoomSnapshot { encoded: Bytes::from(proto.encode_to_vec()), proto })
+            })
+            .collect();
+        let plain = proto::ListRoomsResponse { rooms: rooms.iter().map(|r| r.proto.clone()).collect() };
+        let reply = RoomListReply(rooms.clone());
+        assert_eq!(reply.to_protobuf(), plain.to_protobuf());
+        assert_eq!(reply.to_json().unwrap(), plain.to_json().unwrap());
+        assert_eq!(RoomListReply(Vec::new()).to_protobuf(), proto::ListRoomsResponse::default().to_protobuf());
+        let one = RoomReply(Arc::clone(&rooms[0]));
+        assert_eq!(one.to_protobuf(), rooms[0].proto.to_protobuf());
+        assert_eq!(one.to_json().unwrap(), rooms[0].proto.to_json().unwrap());
     }
 
     #[test]
@@ -107,11 +179,8 @@ mod tests {
 
     #[test]
     fn json_accepts_both_spellings_and_ignores_unknown_fields() {
-        let a: proto::CreateRoomRequest = decode(
-            Encoding::Json,
-            br#"{"name":"r","empty_timeout":5,"maxParticipants":7,"bogus":{"x":1}}"#,
-        )
-        .unwrap();
+        let a: proto::CreateRoomRequest =
+            decode(Encoding::Json, br#"{"name":"r","empty_timeout":5,"maxParticipants":7,"bogus":{"x":1}}"#).unwrap();
         assert_eq!((a.name.as_str(), a.empty_timeout, a.max_participants), ("r", 5, 7));
         // Trailing bytes after the first value are ignored.
         let b: proto::DeleteRoomRequest = decode(Encoding::Json, br#"{"room":"x"} garbage"#).unwrap();
@@ -132,11 +201,7 @@ mod tests {
 
     #[test]
     fn json_responses_use_proto_names_and_emit_defaults() {
-        let room = proto::Room {
-            name: "r".into(),
-            creation_time: 17,
-            ..Default::default()
-        };
+        let room = proto::Room { name: "r".into(), creation_time: 17, ..Default::default() };
         let v: serde_json::Value = serde_json::to_value(&room).unwrap();
         assert_eq!(v["name"], "r");
         assert_eq!(v["num_participants"], 0);

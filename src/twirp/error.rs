@@ -98,11 +98,7 @@ pub struct TwirpError {
 impl TwirpError {
     /// An error with no meta.
     pub fn new(code: Code, msg: impl Into<String>) -> Self {
-        Self {
-            code,
-            msg: msg.into(),
-            meta: BTreeMap::new(),
-        }
+        Self { code, msg: msg.into(), meta: BTreeMap::new() }
     }
 
     /// Adds a meta pair.
@@ -138,16 +134,11 @@ struct Body<'a> {
 
 impl IntoResponse for TwirpError {
     fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&Body {
-            code: self.code.as_str(),
-            msg: &self.msg,
-            meta: &self.meta,
-        })
-        .unwrap_or_else(|_| br#"{"code":"internal","msg":"error encoding failed"}"#.to_vec());
+        let body = serde_json::to_vec(&Body { code: self.code.as_str(), msg: &self.msg, meta: &self.meta })
+            .unwrap_or_else(|_| br#"{"code":"internal","msg":"error encoding failed"}"#.to_vec());
         // Exactly `application/json`: the Node SDK only reads the code when it sees that.
         let mut resp = (self.code.status(), body).into_response();
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         resp
     }
 }
@@ -209,11 +200,7 @@ mod tests {
                 404,
                 r#"{"code":"not_found","msg":"twirp error unknown: participant does not exist"}"#,
             ),
-            (
-                TwirpError::from(GrantError::NoToken),
-                401,
-                r#"{"code":"unauthenticated","msg":"permissions denied"}"#,
-            ),
+            (TwirpError::from(GrantError::NoToken), 401, r#"{"code":"unauthenticated","msg":"permissions denied"}"#),
             (
                 TwirpError::from(LimitError::Metadata(524_288)),
                 400,
@@ -225,11 +212,7 @@ mod tests {
                 r#"{"code":"invalid_argument","msg":"twirp error unknown: room name length exceeds limits: max length 256"}"#,
             ),
             (
-                TwirpError::bad_route(
-                    "unsupported method \"GET\" (only POST is allowed)".into(),
-                    "GET",
-                    "/twirp/x",
-                ),
+                TwirpError::bad_route("unsupported method \"GET\" (only POST is allowed)".into(), "GET", "/twirp/x"),
                 404,
                 r#"{"code":"bad_route","msg":"unsupported method \"GET\" (only POST is allowed)","meta":{"twirp_invalid_route":"GET /twirp/x"}}"#,
             ),

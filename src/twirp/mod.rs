@@ -32,12 +32,8 @@ pub async fn handle(State(app): State<Arc<AppState>>, req: Request) -> Response 
     let full = req.uri().path();
     let path = full.strip_prefix('/').filter(|p| p.starts_with('/')).unwrap_or(full).to_string();
     if method != "POST" {
-        return TwirpError::bad_route(
-            format!("unsupported method {method:?} (only POST is allowed)"),
-            &method,
-            &path,
-        )
-        .into_response();
+        return TwirpError::bad_route(format!("unsupported method {method:?} (only POST is allowed)"), &method, &path)
+            .into_response();
     }
     let Some(rpc) = path.strip_prefix(PREFIX).filter(|m| !m.contains('/')) else {
         return TwirpError::bad_route(format!("no handler for path {path:?}"), &method, &path).into_response();
@@ -67,10 +63,7 @@ pub async fn handle(State(app): State<Arc<AppState>>, req: Request) -> Response 
             .into_response();
         }
     };
-    let ctx = room_service::Call {
-        app: &app,
-        claims: claims.as_deref(),
-    };
+    let ctx = room_service::Call { app: &app, claims: claims.as_deref() };
     room_service::dispatch(&ctx, &rpc, encoding, &body)
 }
 
@@ -82,7 +75,7 @@ pub(crate) fn unary<Req, Resp>(
 ) -> Response
 where
     Req: prost::Message + Default + serde::de::DeserializeOwned,
-    Resp: prost::Message + serde::Serialize,
+    Resp: codec::Reply,
 {
     match decode::<Req>(encoding, body).and_then(f) {
         Ok(resp) => encode(encoding, &resp),

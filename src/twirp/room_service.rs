@@ -6,7 +6,7 @@
 use axum::response::{IntoResponse, Response};
 
 use super::{
-    codec::Encoding,
+    codec::{Encoding, RoomListReply, RoomReply},
     error::{Code, TwirpError},
     unary,
 };
@@ -80,7 +80,7 @@ impl Call<'_> {
         &self.app.config.limit
     }
 
-    fn create_room(&self, r: proto::CreateRoomRequest) -> R<proto::Room> {
+    fn create_room(&self, r: proto::CreateRoomRequest) -> R<RoomReply> {
         record_room(&r.name);
         grants::ensure_create(self.claims)?;
         if r.egress.is_some() {
@@ -112,14 +112,12 @@ impl Call<'_> {
             },
             tokio::time::Instant::now(),
         );
-        Ok(outcome.room)
+        Ok(RoomReply(outcome.room))
     }
 
-    fn list_rooms(&self, r: proto::ListRoomsRequest) -> R<proto::ListRoomsResponse> {
+    fn list_rooms(&self, r: proto::ListRoomsRequest) -> R<RoomListReply> {
         grants::ensure_list(self.claims)?;
-        Ok(proto::ListRoomsResponse {
-            rooms: self.app.registry.list_rooms(&r.names),
-        })
+        Ok(RoomListReply(self.app.registry.list_rooms(&r.names)))
     }
 
     fn delete_room(&self, r: proto::DeleteRoomRequest) -> R<proto::DeleteRoomResponse> {
@@ -132,9 +130,7 @@ impl Call<'_> {
     fn list_participants(&self, r: proto::ListParticipantsRequest) -> R<proto::ListParticipantsResponse> {
         record_room(&r.room);
         grants::ensure_admin(self.claims, &r.room)?;
-        Ok(proto::ListParticipantsResponse {
-            participants: self.app.registry.list_participants(&r.room),
-        })
+        Ok(proto::ListParticipantsResponse { participants: self.app.registry.list_participants(&r.room) })
     }
 
     fn get_participant(&self, r: proto::RoomParticipantIdentity) -> R<proto::ParticipantInfo> {
@@ -189,11 +185,11 @@ impl Call<'_> {
         Err(RoomError::Unsupported("SendData needs data channels, which this Usher build does not serve yet").into())
     }
 
-    fn update_room_metadata(&self, r: proto::UpdateRoomMetadataRequest) -> R<proto::Room> {
+    fn update_room_metadata(&self, r: proto::UpdateRoomMetadataRequest) -> R<RoomReply> {
         record_room(&r.room);
         self.limits().check_metadata(&r.metadata)?;
         grants::ensure_admin(self.claims, &r.room)?;
-        Ok(self.app.registry.update_room_metadata(&r.room, r.metadata)?)
+        Ok(RoomReply(self.app.registry.update_room_metadata(&r.room, r.metadata)?))
     }
 
     fn forward_participant(&self, r: proto::ForwardParticipantRequest) -> R<proto::ForwardParticipantResponse> {
@@ -212,10 +208,7 @@ impl Call<'_> {
         record_room(room);
         grants::ensure_destination(self.claims, room, destination)?;
         if room == destination {
-            return Err(TwirpError::invalid_argument(
-                "destination room cannot be the same as source room",
-                "",
-            ));
+            return Err(TwirpError::invalid_argument("destination room cannot be the same as source room", ""));
         }
         Ok(())
     }

@@ -31,27 +31,13 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server with `yaml` (keys are added unless the YAML sets its own).
     pub async fn spawn(yaml: &str) -> Self {
-        let yaml = if yaml.contains("keys:") {
-            yaml.to_string()
-        } else {
-            format!("keys:\n  {KEY}: {SECRET}\n{yaml}")
-        };
-        let overrides = Overrides {
-            bind: vec!["127.0.0.1".into()],
-            port: Some(0),
-            ..Default::default()
-        };
+        let yaml = if yaml.contains("keys:") { yaml.to_string() } else { format!("keys:\n  {KEY}: {SECRET}\n{yaml}") };
+        let overrides = Overrides { bind: vec!["127.0.0.1".into()], port: Some(0), ..Default::default() };
         let no_files = |_: &std::path::Path| Err(std::io::Error::other("no key files in tests"));
         let config = config::load(&yaml, &overrides, &no_files).expect("test config is valid");
-        let server = Server::start(config, Arc::new(SystemClock))
-            .await
-            .expect("server starts");
+        let server = Server::start(config, Arc::new(SystemClock)).await.expect("server starts");
         let addr = server.addrs()[0];
-        Self {
-            server: Some(server),
-            addr,
-            http: Client::new(),
-        }
+        Self { server: Some(server), addr, http: Client::new() }
     }
 
     /// Base URL, `http://127.0.0.1:PORT`.
@@ -73,8 +59,7 @@ impl TestServer {
 
     /// Twirp call with a JSON body; returns status, headers and the raw body.
     pub async fn call_json(&self, method: &str, token: Option<&str>, body: &str) -> Reply {
-        self.raw(method, token, "application/json", body.as_bytes().to_vec())
-            .await
+        self.raw(method, token, "application/json", body.as_bytes().to_vec()).await
     }
 
     /// Twirp call with any content type and body.
@@ -97,9 +82,7 @@ impl TestServer {
         token: &str,
         req: &Req,
     ) -> Result<Resp, Reply> {
-        let r = self
-            .raw(method, Some(token), "application/protobuf", req.encode_to_vec())
-            .await;
+        let r = self.raw(method, Some(token), "application/protobuf", req.encode_to_vec()).await;
         if r.status == StatusCode::OK {
             assert_eq!(r.content_type(), "application/protobuf");
             Ok(Resp::decode(r.body.as_slice()).expect("protobuf response decodes"))
@@ -143,10 +126,7 @@ impl Reply {
     }
 
     pub fn content_type(&self) -> &str {
-        self.headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
+        self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("")
     }
 
     pub fn text(&self) -> String {
@@ -155,16 +135,9 @@ impl Reply {
 
     /// The Twirp error `(code, msg)`; panics unless the body is a Twirp JSON error.
     pub fn twirp(&self) -> (String, String) {
-        assert_eq!(
-            self.content_type(),
-            "application/json",
-            "Twirp errors are exactly application/json"
-        );
+        assert_eq!(self.content_type(), "application/json", "Twirp errors are exactly application/json");
         let v: serde_json::Value = serde_json::from_slice(&self.body).expect("error body is JSON");
-        (
-            v["code"].as_str().unwrap_or("").to_string(),
-            v["msg"].as_str().unwrap_or("").to_string(),
-        )
+        (v["code"].as_str().unwrap_or("").to_string(), v["msg"].as_str().unwrap_or("").to_string())
     }
 
     /// Asserts a Twirp error with this status, code and message.
@@ -195,18 +168,10 @@ pub fn token_with(key: &str, secret: &str, video: VideoGrant, ttl_secs: i64) -> 
 
 /// Token with roomCreate + roomList (backend admin).
 pub fn create_list() -> String {
-    token(VideoGrant {
-        room_create: true,
-        room_list: true,
-        ..Default::default()
-    })
+    token(VideoGrant { room_create: true, room_list: true, ..Default::default() })
 }
 
 /// Token with roomAdmin for one room.
 pub fn admin(room: &str) -> String {
-    token(VideoGrant {
-        room_admin: true,
-        room: room.into(),
-        ..Default::default()
-    })
+    token(VideoGrant { room_admin: true, room: room.into(), ..Default::default() })
 }
