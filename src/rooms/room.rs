@@ -149,11 +149,6 @@ impl Room {
         }
     }
 
-    /// The room as the API reports it (a copy of the snapshot's message).
-    pub fn to_proto(&self) -> proto::Room {
-        self.snapshot.proto.clone()
-    }
-
     fn build_proto(&self) -> proto::Room {
         proto::Room {
             sid: self.sid.to_string(),
@@ -198,7 +193,7 @@ mod tests {
     #[test]
     fn proto_reports_what_was_created() {
         let r = Room::new(RoomName::new("a"), spec(), 1_700_000_000_123, Instant::now());
-        let p = r.to_proto();
+        let p = r.snapshot().proto.clone();
         assert_eq!(p.name, "a");
         assert!(p.sid.starts_with("RM_"));
         assert_eq!((p.empty_timeout, p.departure_timeout), (300, 20));
@@ -235,6 +230,6 @@ mod tests {
         let mut r = Room::new(RoomName::new("a"), spec(), 0, Instant::now());
         assert!(r.set_metadata(String::new()));
         assert!(!r.set_metadata(String::new()));
-        assert_eq!(r.to_proto().metadata, "");
+        assert_eq!(r.snapshot().proto.metadata, "");
     }
 }
