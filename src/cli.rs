@@ -1,7 +1,8 @@
 //! Command-line interface: `usher [serve flags]` and `usher token create`.
 //!
 //! Flag names follow `livekit-server` (`--dev`, `--keys`, `--config`, `--bind`) and `lk token
-//! create`, so LiveKit users can reuse their scripts.
+//! create`, so LiveKit users can reuse their scripts. These types deliberately do not derive
+//! `Debug`: they hold secrets (`--keys`, `--config-body`, `--api-secret`).
 
 use clap::{Args, Parser, Subcommand};
 
@@ -28,7 +29,7 @@ CONFIGURATION
   warning naming them.";
 
 /// Top-level command line.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(name = "usher", version, about = ABOUT, long_about = LONG_ABOUT)]
 pub struct Cli {
     /// Server flags (used when no subcommand is given).
@@ -40,7 +41,7 @@ pub struct Cli {
 }
 
 /// Flags for running the server.
-#[derive(Debug, Args, Default)]
+#[derive(Args, Default)]
 pub struct ServeArgs {
     /// Path to a LiveKit-style YAML config file.
     #[arg(long, value_name = "FILE")]
@@ -84,7 +85,7 @@ impl ServeArgs {
 }
 
 /// Subcommands.
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum Command {
     /// Access tokens.
     Token {
@@ -95,7 +96,7 @@ pub enum Command {
 }
 
 /// `usher token …`.
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum TokenCommand {
     /// Print a signed access token (like `lk token create`).
     ///
@@ -105,7 +106,7 @@ pub enum TokenCommand {
 }
 
 /// `usher token create` flags.
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct TokenCreateArgs {
     /// API key (the token's issuer).
     #[arg(long, env = "LIVEKIT_API_KEY")]

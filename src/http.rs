@@ -49,6 +49,7 @@ pub fn service(app: Arc<AppState>) -> Router {
                 path = %req.uri().path(),
                 rpc = tracing::field::Empty,
                 room = tracing::field::Empty,
+                participant = tracing::field::Empty,
             )
         }))
         .layer(CatchPanicLayer::custom(|_| {

@@ -221,6 +221,20 @@ async fn validation_errors_match_livekit_texts() {
         )
         .await;
     r.assert_twirp(400, "invalid_argument", "name length exceeds limits 256");
+    let r = s
+        .call_json(
+            "UpdateParticipant",
+            None,
+            &format!(r#"{{"room":"ok","identity":"a","metadata":"{}"}}"#, "m".repeat(11)),
+        )
+        .await;
+    r.assert_twirp(400, "invalid_argument", "metadata size exceeds limits 10");
+    // Attribute size counts keys and values of the request (default limit 65536).
+    let big = format!(r#"{{"room":"ok","identity":"a","attributes":{{"k":"{}"}}}}"#, "v".repeat(65_536));
+    let r = s.call_json("UpdateParticipant", None, &big).await;
+    r.assert_twirp(400, "invalid_argument", "attribute size exceeds limits 65536");
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["meta"]["argument"], "attribute size exceeds limits");
 
     let e = s
         .proto::<_, proto::Room>(

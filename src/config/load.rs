@@ -10,7 +10,9 @@ use super::{
 };
 
 /// Values from the command line and environment; they win over the YAML.
-#[derive(Debug, Clone, Default)]
+///
+/// `Debug` is written by hand so the `keys` text (secrets) never reaches a log.
+#[derive(Clone, Default)]
 pub struct Overrides {
     /// `--dev`: development mode (dev keys when none are configured).
     pub dev: bool,
@@ -24,6 +26,19 @@ pub struct Overrides {
     pub port: Option<u16>,
     /// `--region` / `LIVEKIT_REGION`.
     pub region: Option<String>,
+}
+
+impl std::fmt::Debug for Overrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Overrides")
+            .field("dev", &self.dev)
+            .field("keys", &self.keys.as_ref().map(|_| "<redacted>"))
+            .field("key_file", &self.key_file)
+            .field("bind", &self.bind)
+            .field("port", &self.port)
+            .field("region", &self.region)
+            .finish()
+    }
 }
 
 /// Reads a key file and reports its Unix permission bits (0 where unknown).
@@ -463,6 +478,8 @@ mod tests {
         let dbg = format!("{c:?}");
         assert!(dbg.contains("visible-id"));
         assert!(!dbg.contains("hunter2"));
+        let o = Overrides { keys: Some("k: hunter2-secret".into()), ..Default::default() };
+        assert!(!format!("{o:?}").contains("hunter2"));
     }
 
     #[test]

@@ -50,6 +50,11 @@ fn record_room(room: &str) {
     tracing::Span::current().record("room", room);
 }
 
+fn record_participant(room: &str, identity: &str) {
+    record_room(room);
+    tracing::Span::current().record("participant", identity);
+}
+
 /// Routes a decoded method name to its handler.
 pub fn dispatch(c: &Call<'_>, method: &str, enc: Encoding, body: &[u8]) -> Response {
     match method {
@@ -134,20 +139,20 @@ impl Call<'_> {
     }
 
     fn get_participant(&self, r: proto::RoomParticipantIdentity) -> R<proto::ParticipantInfo> {
-        record_room(&r.room);
+        record_participant(&r.room, &r.identity);
         grants::ensure_admin(self.claims, &r.room)?;
         Ok(self.app.registry.get_participant(&r.room, &r.identity)?)
     }
 
     fn remove_participant(&self, r: proto::RoomParticipantIdentity) -> R<proto::RemoveParticipantResponse> {
-        record_room(&r.room);
+        record_participant(&r.room, &r.identity);
         grants::ensure_admin(self.claims, &r.room)?;
         self.app.registry.get_participant(&r.room, &r.identity)?;
         Err(NO_SESSIONS.into())
     }
 
     fn mute_published_track(&self, r: proto::MuteRoomTrackRequest) -> R<proto::MuteRoomTrackResponse> {
-        record_room(&r.room);
+        record_participant(&r.room, &r.identity);
         grants::ensure_admin(self.claims, &r.room)?;
         self.app.registry.get_room(&r.room)?;
         self.app.registry.get_participant(&r.room, &r.identity)?;
@@ -155,7 +160,7 @@ impl Call<'_> {
     }
 
     fn update_participant(&self, r: proto::UpdateParticipantRequest) -> R<proto::ParticipantInfo> {
-        record_room(&r.room);
+        record_participant(&r.room, &r.identity);
         // Sizes are checked before the grant, as LiveKit does.
         self.limits().check_name(&r.name)?;
         self.limits().check_metadata(&r.metadata)?;
@@ -165,7 +170,7 @@ impl Call<'_> {
     }
 
     fn update_subscriptions(&self, r: proto::UpdateSubscriptionsRequest) -> R<proto::UpdateSubscriptionsResponse> {
-        record_room(&r.room);
+        record_participant(&r.room, &r.identity);
         grants::ensure_admin(self.claims, &r.room)?;
         self.app.registry.get_room(&r.room)?;
         self.app.registry.get_participant(&r.room, &r.identity)?;
@@ -214,7 +219,7 @@ impl Call<'_> {
     }
 
     fn perform_rpc(&self, r: proto::PerformRpcRequest) -> R<proto::PerformRpcResponse> {
-        record_room(&r.room);
+        record_participant(&r.room, &r.destination_identity);
         grants::ensure_admin(self.claims, &r.room)?;
         if r.destination_identity.is_empty() {
             return Err(TwirpError::new(
