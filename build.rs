@@ -43,7 +43,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// outside any oneof: the fields Go's protojson writes as `null` when unset.
 fn singular_message_fields(set: &FileDescriptorSet) -> HashMap<String, Vec<String>> {
     fn walk(prefix: &str, msgs: &[prost_types::DescriptorProto], out: &mut HashMap<String, Vec<String>>) {
-        for m in msgs {
+        // Map entries are not generated as structs (they become Rust maps), so skip them.
+        for m in msgs.iter().filter(|m| !m.options.as_ref().is_some_and(|o| o.map_entry())) {
             let full = format!("{prefix}.{}", m.name());
             let fields = m
                 .field
@@ -72,6 +73,8 @@ fn emit_null_for_unset_messages(
     let text = std::fs::read_to_string(path)?;
     let marker = "impl serde::Serialize for ";
     let mut out = String::with_capacity(text.len() + 4096);
+    let mut patched_fields = 0;
+    let mut missed = Vec::new();
     let mut pieces = text.split(marker);
     out.push_str(pieces.next().unwrap_or_default());
     for piece in pieces {
@@ -86,10 +89,22 @@ fn emit_null_for_unset_messages(
             let to = format!(
                 "struct_ser.serialize_field(\"{field}\", v)?;\n        }} else {{\n            struct_ser.serialize_field(\"{field}\", &None::<()>)?;\n        }}\n"
             );
-            patched = patched.replacen(&from, &to, 1);
+            if patched.contains(&from) {
+                patched = patched.replacen(&from, &to, 1);
+                patched_fields += 1;
+            } else {
+                missed.push(format!("{name}.{field}"));
+            }
         }
         out.push_str(&patched);
         out.push_str(rest);
+    }
+    // If pbjson's output shape changes, fail loudly rather than silently stop writing `null`.
+    let expected: usize = fields.values().map(Vec::len).sum();
+    if patched_fields != expected {
+        return Err(
+            format!("null-emission patch matched {patched_fields} of {expected} fields; missed {missed:?}").into()
+        );
     }
     std::fs::write(path, out)?;
     Ok(())

@@ -145,7 +145,10 @@ pub fn parse_duration_secs(s: &str) -> Result<i64, String> {
         Some('d') => (&s[..s.len() - 1], 86_400),
         _ => (s, 1),
     };
-    num.parse::<i64>().map(|n| n * mult).map_err(|_| format!("invalid duration {s:?} (use e.g. 30m, 6h, 2d)"))
+    num.parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("invalid duration {s:?} (use e.g. 30m, 6h, 2d)"))
 }
 
 #[cfg(test)]
@@ -158,6 +161,7 @@ mod tests {
         assert_eq!(parse_duration_secs("90"), Ok(90));
         assert_eq!(parse_duration_secs("2d"), Ok(172_800));
         assert!(parse_duration_secs("soon").is_err());
+        assert!(parse_duration_secs("999999999999999999d").is_err(), "overflow is an error, not a panic");
     }
 
     #[test]

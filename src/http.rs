@@ -15,7 +15,7 @@ use axum::{
     extract::{Request, State},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::any,
 };
 use http::{Method, StatusCode, header};
 use tower_http::{
@@ -37,25 +37,40 @@ pub fn service(app: Arc<AppState>) -> Router {
         body_limit: app.config.limit.max_api_request_body_size,
     };
     Router::new()
-        .route("/", get(health))
+        .route("/", any(health))
         .fallback(fallback)
         .with_state(Arc::clone(&app))
         .layer(middleware::from_fn_with_state(gate, gate_request))
+        .layer(CatchPanicLayer::custom(panicked))
         .layer(cors())
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            tracing::info_span!(
-                "request",
-                method = %req.method(),
-                path = %req.uri().path(),
-                rpc = tracing::field::Empty,
-                room = tracing::field::Empty,
-                participant = tracing::field::Empty,
-            )
-        }))
-        .layer(CatchPanicLayer::custom(|_| {
-            tracing::error!("handler panicked");
-            twirp::error::TwirpError::new(twirp::error::Code::Internal, "Internal service panic").into_response()
-        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        rpc = tracing::field::Empty,
+                        room = tracing::field::Empty,
+                        participant = tracing::field::Empty,
+                    )
+                })
+                // 4xx/5xx answers are mostly client mistakes (or "not served yet"); they are
+                // logged at debug with every response. Our own failures log where they happen.
+                .on_failure(()),
+        )
+}
+
+/// Last line of defence: a panic is a bug, logged with its message; the caller gets Twirp's
+/// `internal` error (inside the CORS layer, so browsers can read it).
+fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into());
+    tracing::error!(panic = %detail, "handler panicked");
+    twirp::error::TwirpError::new(twirp::error::Code::Internal, "Internal service panic").into_response()
 }
 
 /// Everything that is not `/`: Twirp (also under a doubled leading slash), else 404.
@@ -68,7 +83,7 @@ async fn fallback(state: State<Arc<AppState>>, req: Request) -> Response {
     }
 }
 
-/// `GET /`: the health check load balancers and SDK tests use.
+/// `/`: the health check load balancers and SDK tests use (any method, as LiveKit).
 async fn health() -> &'static str {
     "OK"
 }

@@ -6,6 +6,9 @@ use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 
 use crate::{app::AppState, clock::SharedClock, config::Config, http};
 
+/// How long open requests may run on after a stop signal.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A running server: its addresses and a handle to stop it.
 pub struct Server {
     addrs: Vec<SocketAddr>,
@@ -18,11 +21,10 @@ impl Server {
     /// Binds every configured address (all interfaces when none) and starts serving.
     pub async fn start(config: Config, clock: SharedClock) -> std::io::Result<Self> {
         let port = config.port;
-        let ips = if config.bind_addresses.is_empty() {
-            vec![std::net::IpAddr::from([0, 0, 0, 0])]
-        } else {
-            config.bind_addresses.clone()
-        };
+        // No bind address means every interface, IPv6 and IPv4 (a `::` socket is dual-stack
+        // on Linux); hosts without IPv6 fall back to IPv4 only.
+        let any_v6 = config.bind_addresses.is_empty();
+        let ips = if any_v6 { vec![std::net::IpAddr::from([0u16; 8])] } else { config.bind_addresses.clone() };
         let app = Arc::new(AppState::new(config, clock));
         let (stop, _) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -30,7 +32,11 @@ impl Server {
         // With port 0 the first listener picks a port and the others reuse it.
         let mut chosen = port;
         for ip in ips {
-            let listener = TcpListener::bind(SocketAddr::new(ip, chosen)).await.map_err(|e| {
+            let mut bound = TcpListener::bind(SocketAddr::new(ip, chosen)).await;
+            if any_v6 && bound.is_err() {
+                bound = TcpListener::bind(SocketAddr::new(std::net::IpAddr::from([0, 0, 0, 0]), chosen)).await;
+            }
+            let listener = bound.map_err(|e| {
                 std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", SocketAddr::new(ip, chosen)))
             })?;
             let addr = listener.local_addr()?;
@@ -69,12 +75,21 @@ impl Server {
     }
 
     /// Stops accepting, lets in-flight requests finish, and waits for the listeners.
+    ///
+    /// Requests get [`SHUTDOWN_GRACE`] to finish (LiveKit allows 5 s too); a client holding a
+    /// request open longer is cut off, so a stop signal always stops the server.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        while let Some(res) = self.tasks.join_next().await {
-            if let Ok(Err(e)) = res {
-                tracing::warn!(error = %e, "listener ended with an error");
+        let drain = async {
+            while let Some(res) = self.tasks.join_next().await {
+                if let Ok(Err(e)) = res {
+                    tracing::warn!(error = %e, "listener ended with an error");
+                }
             }
+        };
+        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+            tracing::info!(grace = ?SHUTDOWN_GRACE, "requests still open after the grace period; closing them");
+            self.tasks.abort_all();
         }
     }
 

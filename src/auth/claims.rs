@@ -84,6 +84,13 @@ impl Claims {
     }
 }
 
+/// A JWT NumericDate: seconds, possibly fractional (RFC 7519 allows it and LiveKit's Go
+/// verifier accepts it), truncated to whole seconds.
+fn numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let n: Option<serde_json::Number> = Option::deserialize(d)?;
+    Ok(n.and_then(|n| n.as_i64().or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))))
+}
+
 /// The JSON body of a token, as written by LiveKit's minters and ours.
 ///
 /// Null values are tolerated everywhere (some minters write them for unset fields).
@@ -96,11 +103,11 @@ pub struct RawClaims {
     pub sub: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "numeric_date")]
     pub exp: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "numeric_date")]
     pub nbf: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "numeric_date")]
     pub iat: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,

@@ -26,16 +26,22 @@ pub struct AuthState {
 }
 
 /// Extracts the token: `Authorization: Bearer …`, else the `access_token` query parameter.
+///
+/// Empty values count as absent (LiveKit checks for `""`), so the request goes on without
+/// claims and the RPC answers `permissions denied` rather than a token error.
 pub fn find_token(req: &Request) -> Result<Option<String>, AuthError> {
-    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+    if let Some(value) = req.headers().get(header::AUTHORIZATION).filter(|v| !v.is_empty()) {
         let text = value.to_str().map_err(|_| AuthError::BadHeader)?;
         return text.strip_prefix("Bearer ").map(|t| Some(t.to_string())).ok_or(AuthError::BadHeader);
     }
     let query = req.uri().query().unwrap_or("");
-    Ok(query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == "access_token").then(|| percent_decode(v))
-    }))
+    Ok(query
+        .split('&')
+        .find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k == "access_token").then(|| percent_decode(v))
+        })
+        .filter(|t| !t.is_empty()))
 }
 
 /// Minimal `application/x-www-form-urlencoded` value decoding (tokens are URL-safe anyway).
@@ -121,5 +127,8 @@ mod tests {
         assert_eq!(find_token(&req("/rtc?x=1", None)).unwrap(), None);
         assert_eq!(find_token(&req("/rtc", None)).unwrap(), None);
         assert_eq!(find_token(&req("/rtc?access_token=%zz%4", None)).unwrap().as_deref(), Some("%zz%4"));
+        // Empty is absent, in the header and in the query.
+        assert_eq!(find_token(&req("/rtc?access_token=", None)).unwrap(), None);
+        assert_eq!(find_token(&req("/rtc?access_token=q", Some(""))).unwrap().as_deref(), Some("q"));
     }
 }

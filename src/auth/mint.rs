@@ -40,7 +40,7 @@ impl TokenMinter {
         let claims = RawClaims {
             iss: Some(spec.api_key.clone()),
             sub: non_empty(&spec.identity),
-            exp: Some(spec.now_secs + spec.ttl_secs),
+            exp: Some(spec.now_secs.saturating_add(spec.ttl_secs)),
             nbf: Some(spec.now_secs),
             iat: Some(spec.now_secs),
             name: non_empty(&spec.name),

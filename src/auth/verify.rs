@@ -199,6 +199,15 @@ mod tests {
     }
 
     #[test]
+    fn fractional_times_are_accepted_as_in_golang_jwt() {
+        let body = serde_json::json!({"iss": "k1", "sub": "a", "exp": (NOW + 60) as f64 + 0.5, "nbf": 1.5e9});
+        let key = jsonwebtoken::EncodingKey::from_secret(b"s1-secret").unwrap();
+        let t = jsonwebtoken::encode(&jsonwebtoken::Header::new(Algorithm::HS256), &body, &key).unwrap();
+        let claims = TokenVerifier::new(keys()).verify(&t, NOW).unwrap();
+        assert_eq!((claims.expires_at, claims.not_before), (NOW + 60, 1_500_000_000));
+    }
+
+    #[test]
     fn refuses_wrong_key_secret_and_algorithm() {
         let v = TokenVerifier::new(keys());
         assert_eq!(v.verify(&token(|c| c.iss = Some("nope".into())), NOW), Err(AuthError::UnknownApiKey));

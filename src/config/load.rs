@@ -110,7 +110,7 @@ pub fn load(yaml: &str, overrides: &Overrides, read_file: ReadFile<'_>) -> Resul
     r.set_list(&root, "webhook.urls", &mut c.webhook.urls);
     r.set_str(&root, "redis.address", &mut c.redis_address);
     if !c.redis_address.is_empty() {
-        r.unsupported.push(format!("redis.address ({})", super_cluster_note()));
+        r.unsupported.push(format!("redis.address ({})", super::schema::CLUSTER));
     }
     if !c.webhook.urls.is_empty() {
         r.unsupported.push("webhook.urls (webhook delivery is not served yet)".into());
@@ -129,12 +129,13 @@ pub fn load(yaml: &str, overrides: &Overrides, read_file: ReadFile<'_>) -> Resul
     if let Some(text) = &overrides.keys {
         match serde_yaml::from_str::<BTreeMap<String, String>>(text) {
             Ok(m) => keys = m,
-            Err(e) => r.problem("--keys / LIVEKIT_KEYS", format!("expected \"key: secret\" lines: {e}")),
+            Err(e) => r.problem("--keys / LIVEKIT_KEYS", keys_syntax_error(&e)),
         }
     }
     if let Some(f) = &overrides.key_file {
         key_file.clone_from(f);
     }
+    let key_file = expand_home(&key_file);
     if !key_file.is_empty() {
         match read_file(Path::new(&key_file)) {
             Ok((_, mode)) if mode & 0o007 != 0 => {
@@ -142,7 +143,7 @@ pub fn load(yaml: &str, overrides: &Overrides, read_file: ReadFile<'_>) -> Resul
             }
             Ok((text, _)) => match serde_yaml::from_str::<BTreeMap<String, String>>(&text) {
                 Ok(m) => keys = m,
-                Err(e) => r.problem("key_file", format!("{key_file}: expected \"key: secret\" lines: {e}")),
+                Err(e) => r.problem("key_file", format!("{key_file}: {}", keys_syntax_error(&e))),
             },
             Err(e) => r.problem("key_file", format!("cannot read {key_file}: {e}")),
         }
@@ -185,8 +186,19 @@ pub fn load(yaml: &str, overrides: &Overrides, read_file: ReadFile<'_>) -> Resul
     if r.problems.is_empty() { Ok(c) } else { Err(ConfigError { problems: r.problems }) }
 }
 
-fn super_cluster_note() -> &'static str {
-    "multi-node mode is not served yet; running as a single node"
+/// Describes a malformed key list without echoing it: the text holds secrets, and YAML error
+/// messages quote the offending input.
+fn keys_syntax_error(e: &serde_yaml::Error) -> String {
+    let at = e.location().map(|l| format!(" (line {}, column {})", l.line(), l.column())).unwrap_or_default();
+    format!("expected \"key: secret\" lines, with a space after the colon{at}")
+}
+
+/// `~/…` → `$HOME/…`, as LiveKit expands `key_file`.
+fn expand_home(path: &str) -> String {
+    match (path.strip_prefix("~/"), std::env::var("HOME")) {
+        (Some(rest), Ok(home)) => format!("{home}/{rest}"),
+        _ => path.to_string(),
+    }
 }
 
 /// Walks the YAML, collecting problems and the unsupported keys that were present.
@@ -470,6 +482,24 @@ mod tests {
         assert_eq!(err.problems[0].path, "webhook.api_key");
         let c = yaml(&format!("{KEYS}webhook: {{urls: ['http://x'], api_key: k1}}\n")).unwrap();
         assert_eq!(c.webhook.urls, ["http://x"]);
+    }
+
+    #[test]
+    fn malformed_keys_are_reported_without_the_secret() {
+        // The classic mistake: no space after the colon makes the whole line one string.
+        let o = Overrides { keys: Some("devkey:hunter2-supersecret".into()), ..Default::default() };
+        let err = load("", &o, &no_files).unwrap_err().to_string();
+        assert!(err.contains("--keys / LIVEKIT_KEYS: expected \"key: secret\" lines"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        let read = |_: &Path| Ok(("k:hunter2-in-a-file".to_string(), 0o600));
+        let err = load("key_file: /k\n", &Overrides::default(), &read).unwrap_err().to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn body_limit_zero_means_unlimited_and_is_accepted() {
+        let c = yaml(&format!("{KEYS}limit: {{max_api_request_body_size: 0}}\n")).unwrap();
+        assert_eq!(c.limit.max_api_request_body_size, 0);
     }
 
     #[test]

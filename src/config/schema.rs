@@ -34,7 +34,7 @@ use Kind::*;
 use Node::*;
 
 const MEDIA: &str = "the media plane is not served yet";
-const CLUSTER: &str = "multi-node mode is not served yet; running as a single node";
+pub(super) const CLUSTER: &str = "multi-node mode is not served yet; running as a single node";
 const NOT_RUN: &str = "this service is not run by Usher";
 const LATER: &str = "accepted but not acted on yet";
 

@@ -32,6 +32,12 @@ struct Inner {
     defaults: RoomDefaults,
 }
 
+/// The room's snapshot, unless it was closed (and is about to leave the map).
+fn live_snapshot(slot: &RoomSlot) -> Option<Arc<RoomSnapshot>> {
+    let room = slot.room.lock();
+    (!room.is_closed()).then(|| room.snapshot())
+}
+
 /// Cheap-clone handle to all live rooms.
 #[derive(Clone)]
 pub struct Registry {
@@ -81,49 +87,58 @@ impl Registry {
     /// Creates a room, or returns the live room of that name unchanged (LiveKit ignores the
     /// request's settings for a room that already exists).
     pub fn create_room(&self, req: CreateRequest, now: Instant) -> CreateOutcome {
-        let d = &self.inner.defaults;
-        let pick = |v: u32, default: Duration| {
-            if v == 0 { default } else { Duration::from_secs(u64::from(v)) }
-        };
-        // The entry API makes two concurrent creates of one name agree on a single room.
+        // The entry API makes two concurrent creates of one name agree on a single room. The
+        // shard guard is held while the room is locked (map → room is the only lock order used).
         match self.inner.rooms.entry(req.name.clone()) {
-            Entry::Occupied(e) => {
-                let slot = Arc::clone(e.get());
-                drop(e);
-                let room = slot.room.lock().snapshot();
-                CreateOutcome { room, created: false }
+            Entry::Occupied(mut e) => {
+                if let Some(room) = live_snapshot(e.get()) {
+                    return CreateOutcome { room, created: false };
+                }
+                // The reaper or a delete closed this room and has not removed it yet: replace it
+                // rather than hand out a room that is about to vanish. The reaper removes only
+                // the exact slot it closed, so the new room stays.
+                let (slot, room) = self.new_slot(req, now);
+                e.insert(slot);
+                CreateOutcome { room, created: true }
             }
             Entry::Vacant(e) => {
-                let spec = RoomSpec {
-                    empty_timeout: pick(req.empty_timeout, d.empty_timeout),
-                    departure_timeout: pick(req.departure_timeout, d.departure_timeout),
-                    max_participants: if req.max_participants == 0 { d.max_participants } else { req.max_participants },
-                    metadata: req.metadata,
-                };
-                let room = Room::new(req.name, spec, self.inner.clock.now_ms(), now);
-                let snapshot = room.snapshot();
-                e.insert(Arc::new(RoomSlot { room: Mutex::new(room) }));
-                tracing::info!(room = %snapshot.proto.name, sid = %snapshot.proto.sid, "room created");
-                CreateOutcome { room: snapshot, created: true }
+                let (slot, room) = self.new_slot(req, now);
+                e.insert(slot);
+                CreateOutcome { room, created: true }
             }
         }
+    }
+
+    fn new_slot(&self, req: CreateRequest, now: Instant) -> (Arc<RoomSlot>, Arc<RoomSnapshot>) {
+        let d = &self.inner.defaults;
+        let pick = |v: u32, default: Duration| if v == 0 { default } else { Duration::from_secs(u64::from(v)) };
+        let spec = RoomSpec {
+            empty_timeout: pick(req.empty_timeout, d.empty_timeout),
+            departure_timeout: pick(req.departure_timeout, d.departure_timeout),
+            max_participants: if req.max_participants == 0 { d.max_participants } else { req.max_participants },
+            metadata: req.metadata,
+        };
+        let room = Room::new(req.name, spec, self.inner.clock.now_ms(), now);
+        let snapshot = room.snapshot();
+        tracing::info!(room = %snapshot.proto.name, sid = %snapshot.proto.sid, "room created");
+        (Arc::new(RoomSlot { room: Mutex::new(room) }), snapshot)
     }
 
     /// All live rooms sorted by name, or the named ones in request order (unknown names skipped).
     pub fn list_rooms(&self, names: &[String]) -> Vec<Arc<RoomSnapshot>> {
         if names.is_empty() {
             let slots: Vec<_> = self.inner.rooms.iter().map(|e| Arc::clone(e.value())).collect();
-            let mut rooms: Vec<_> = slots.iter().map(|s| s.room.lock().snapshot()).collect();
+            let mut rooms: Vec<_> = slots.iter().filter_map(|s| live_snapshot(s)).collect();
             rooms.sort_by(|a, b| a.proto.name.cmp(&b.proto.name));
             rooms
         } else {
-            names.iter().filter_map(|n| self.slot(n)).map(|s| s.room.lock().snapshot()).collect()
+            names.iter().filter_map(|n| self.slot(n)).filter_map(|s| live_snapshot(&s)).collect()
         }
     }
 
     /// One room's current state.
     pub fn get_room(&self, name: &str) -> Result<Arc<RoomSnapshot>, RoomError> {
-        self.slot(name).map(|s| s.room.lock().snapshot()).ok_or(RoomError::RoomNotFound)
+        self.slot(name).and_then(|s| live_snapshot(&s)).ok_or(RoomError::RoomNotFound)
     }
 
     /// Closes and forgets a room.
@@ -153,7 +168,7 @@ impl Registry {
     /// One participant of a room.
     pub fn get_participant(&self, room: &str, _identity: &str) -> Result<proto::ParticipantInfo, RoomError> {
         // Participants join over /rtc, which this build does not serve yet: every lookup misses.
-        let _ = self.slot(room);
+        let _ = room;
         Err(RoomError::ParticipantNotFound)
     }
 
@@ -261,6 +276,23 @@ mod tests {
         assert_eq!(r.room_count(), 1);
         assert_eq!(r.close_idle(t0 + Duration::from_secs(300)), [RoomName::new("default")]);
         assert_eq!(r.room_count(), 0);
+    }
+
+    #[test]
+    fn create_replaces_a_room_closed_but_not_yet_removed() {
+        let r = registry();
+        let t0 = Instant::now();
+        let old = r.create_room(CreateRequest { empty_timeout: 1, ..req("a") }, t0).room;
+        // The reaper's first phase: the room is closed under its lock, still in the map.
+        r.slot("a").unwrap().room.lock().close();
+        assert_eq!(r.get_room("a"), Err(RoomError::RoomNotFound));
+        assert!(r.list_rooms(&[]).is_empty());
+        let new = r.create_room(req("a"), t0);
+        assert!(new.created);
+        assert_ne!(new.room.proto.sid, old.proto.sid);
+        // The reaper's second phase must not remove the replacement.
+        assert!(r.close_idle(t0 + Duration::from_secs(2)).is_empty());
+        assert_eq!(r.get_room("a").unwrap().proto.sid, new.room.proto.sid);
     }
 
     #[test]

@@ -45,15 +45,19 @@ where
             TwirpError::malformed("the protobuf request could not be decoded")
         }),
         Encoding::Json => {
-            let mut values = serde_json::Deserializer::from_slice(body).into_iter::<T>();
-            match values.next() {
-                Some(Ok(v)) => Ok(v),
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "undecodable JSON request");
-                    Err(TwirpError::malformed("the json request could not be decoded"))
-                }
-                None => Err(TwirpError::malformed("the json request could not be decoded")),
-            }
+            let malformed = |e: &dyn std::fmt::Display| {
+                tracing::debug!(error = %e, "undecodable JSON request");
+                TwirpError::malformed("the json request could not be decoded")
+            };
+            let mut value = match serde_json::Deserializer::from_slice(body).into_iter::<serde_json::Value>().next() {
+                Some(Ok(v)) => v,
+                Some(Err(e)) => return Err(malformed(&e)),
+                None => return Err(malformed(&"empty body")),
+            };
+            // Go's protojson reads `null` as "field not set"; pbjson refuses it. Dropping null
+            // members first makes `{"name": null}` mean what LiveKit's server takes it to mean.
+            drop_null_members(&mut value);
+            T::deserialize(value).map_err(|e| malformed(&e))
         }
     }
 }
@@ -113,6 +117,18 @@ impl Reply for RoomListReply {
             rooms: Vec<&'a proto::Room>,
         }
         serde_json::to_vec(&Rooms { rooms: self.0.iter().map(|r| &r.proto).collect() })
+    }
+}
+
+/// Removes object members whose value is `null`, at every depth.
+fn drop_null_members(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_null_members);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_null_members),
+        _ => {}
     }
 }
 
@@ -185,6 +201,21 @@ mod tests {
         // Trailing bytes after the first value are ignored.
         let b: proto::DeleteRoomRequest = decode(Encoding::Json, br#"{"room":"x"} garbage"#).unwrap();
         assert_eq!(b.room, "x");
+    }
+
+    #[test]
+    fn json_null_means_unset_as_in_go() {
+        let r: proto::CreateRoomRequest = decode(
+            Encoding::Json,
+            br#"{"name":"r","metadata":null,"agents":null,"tags":null,"egress":null,"empty_timeout":null}"#,
+        )
+        .unwrap();
+        assert_eq!(r, proto::CreateRoomRequest { name: "r".into(), ..Default::default() });
+        let l: proto::ListRoomsRequest = decode(Encoding::Json, br#"{"names":null}"#).unwrap();
+        assert!(l.names.is_empty());
+        let u: proto::UpdateParticipantRequest =
+            decode(Encoding::Json, br#"{"permission":{"can_publish":null,"hidden":true}}"#).unwrap();
+        assert_eq!(u.permission.map(|p| (p.can_publish, p.hidden)), Some((false, true)));
     }
 
     #[test]

@@ -39,9 +39,9 @@ pub async fn handle(State(app): State<Arc<AppState>>, req: Request) -> Response 
         return TwirpError::bad_route(format!("no handler for path {path:?}"), &method, &path).into_response();
     };
     let rpc = rpc.to_string();
-    if !room_service::METHODS.contains(&rpc.as_str()) {
+    let Some(rpc_fn) = room_service::route(&rpc) else {
         return TwirpError::bad_route(format!("no handler for path {path:?}"), &method, &path).into_response();
-    }
+    };
     let encoding = match codec::encoding_of(req.headers(), &method, &path) {
         Ok(e) => e,
         Err(e) => return e.into_response(),
@@ -51,7 +51,10 @@ pub async fn handle(State(app): State<Arc<AppState>>, req: Request) -> Response 
 
     // The declared length was already checked by the body-limit layer; this catches bodies
     // that lie about it or stream without one.
-    let limit = usize::try_from(app.config.limit.max_api_request_body_size).unwrap_or(usize::MAX);
+    let limit = match app.config.limit.max_api_request_body_size {
+        0 => usize::MAX, // 0 means unlimited, as LiveKit
+        n => usize::try_from(n).unwrap_or(usize::MAX),
+    };
     let body = match Limited::new(req.into_body(), limit).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
@@ -64,7 +67,7 @@ pub async fn handle(State(app): State<Arc<AppState>>, req: Request) -> Response 
         }
     };
     let ctx = room_service::Call { app: &app, claims: claims.as_deref() };
-    room_service::dispatch(&ctx, &rpc, encoding, &body)
+    rpc_fn(&ctx, encoding, &body)
 }
 
 /// Decodes `body` as `Req`, runs `f`, encodes its answer: the shape of every RPC.

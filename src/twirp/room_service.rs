@@ -3,7 +3,7 @@
 //! Participant-level calls run against the live registry; until the /rtc sessions layer lands
 //! no participant can exist there, so they answer LiveKit's `not_found` for the participant.
 
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use super::{
     codec::{Encoding, RoomListReply, RoomReply},
@@ -18,7 +18,8 @@ use crate::{
     rooms::{CreateRequest, RoomError},
 };
 
-/// Method names served, as they appear in the URL.
+/// Method names served, as they appear in the URL (each has a [`route`]; tests hold the two
+/// together and against the service in `proto/`).
 pub const METHODS: &[&str] = &[
     "CreateRoom",
     "ListRooms",
@@ -55,26 +56,29 @@ fn record_participant(room: &str, identity: &str) {
     tracing::Span::current().record("participant", identity);
 }
 
-/// Routes a decoded method name to its handler.
-pub fn dispatch(c: &Call<'_>, method: &str, enc: Encoding, body: &[u8]) -> Response {
-    match method {
-        "CreateRoom" => unary(enc, body, |r| c.create_room(r)),
-        "ListRooms" => unary(enc, body, |r| c.list_rooms(r)),
-        "DeleteRoom" => unary(enc, body, |r| c.delete_room(r)),
-        "ListParticipants" => unary(enc, body, |r| c.list_participants(r)),
-        "GetParticipant" => unary(enc, body, |r| c.get_participant(r)),
-        "RemoveParticipant" => unary(enc, body, |r| c.remove_participant(r)),
-        "MutePublishedTrack" => unary(enc, body, |r| c.mute_published_track(r)),
-        "UpdateParticipant" => unary(enc, body, |r| c.update_participant(r)),
-        "UpdateSubscriptions" => unary(enc, body, |r| c.update_subscriptions(r)),
-        "SendData" => unary(enc, body, |r| c.send_data(r)),
-        "UpdateRoomMetadata" => unary(enc, body, |r| c.update_room_metadata(r)),
-        "ForwardParticipant" => unary(enc, body, |r| c.forward_participant(r)),
-        "MoveParticipant" => unary(enc, body, |r| c.move_participant(r)),
-        "PerformRpc" => unary(enc, body, |r| c.perform_rpc(r)),
-        // `handle` only passes names from METHODS.
-        other => IntoResponse::into_response(TwirpError::new(Code::BadRoute, format!("no handler for {other}"))),
-    }
+/// One RPC: decodes its request, runs its handler, encodes the answer.
+pub type Rpc = fn(&Call<'_>, Encoding, &[u8]) -> Response;
+
+/// The handler for a method name, or `None` for names the service does not have.
+pub fn route(method: &str) -> Option<Rpc> {
+    let rpc: Rpc = match method {
+        "CreateRoom" => |c, enc, body| unary(enc, body, |r| c.create_room(r)),
+        "ListRooms" => |c, enc, body| unary(enc, body, |r| c.list_rooms(r)),
+        "DeleteRoom" => |c, enc, body| unary(enc, body, |r| c.delete_room(r)),
+        "ListParticipants" => |c, enc, body| unary(enc, body, |r| c.list_participants(r)),
+        "GetParticipant" => |c, enc, body| unary(enc, body, |r| c.get_participant(r)),
+        "RemoveParticipant" => |c, enc, body| unary(enc, body, |r| c.remove_participant(r)),
+        "MutePublishedTrack" => |c, enc, body| unary(enc, body, |r| c.mute_published_track(r)),
+        "UpdateParticipant" => |c, enc, body| unary(enc, body, |r| c.update_participant(r)),
+        "UpdateSubscriptions" => |c, enc, body| unary(enc, body, |r| c.update_subscriptions(r)),
+        "SendData" => |c, enc, body| unary(enc, body, |r| c.send_data(r)),
+        "UpdateRoomMetadata" => |c, enc, body| unary(enc, body, |r| c.update_room_metadata(r)),
+        "ForwardParticipant" => |c, enc, body| unary(enc, body, |r| c.forward_participant(r)),
+        "MoveParticipant" => |c, enc, body| unary(enc, body, |r| c.move_participant(r)),
+        "PerformRpc" => |c, enc, body| unary(enc, body, |r| c.perform_rpc(r)),
+        _ => return None,
+    };
+    Some(rpc)
 }
 
 /// Reached only once a participant exists, which needs the /rtc sessions layer.
@@ -198,19 +202,20 @@ impl Call<'_> {
     }
 
     fn forward_participant(&self, r: proto::ForwardParticipantRequest) -> R<proto::ForwardParticipantResponse> {
+        record_participant(&r.room, &r.identity);
         self.check_destination(&r.room, &r.destination_room)?;
         self.app.registry.get_participant(&r.room, &r.identity)?;
         Err(NO_SESSIONS.into())
     }
 
     fn move_participant(&self, r: proto::MoveParticipantRequest) -> R<proto::MoveParticipantResponse> {
+        record_participant(&r.room, &r.identity);
         self.check_destination(&r.room, &r.destination_room)?;
         self.app.registry.get_participant(&r.room, &r.identity)?;
         Err(NO_SESSIONS.into())
     }
 
     fn check_destination(&self, room: &str, destination: &str) -> R<()> {
-        record_room(room);
         grants::ensure_destination(self.claims, room, destination)?;
         if room == destination {
             return Err(TwirpError::invalid_argument("destination room cannot be the same as source room", ""));
@@ -230,5 +235,18 @@ impl Call<'_> {
         self.app.registry.get_room(&r.room)?;
         self.app.registry.get_participant(&r.room, &r.destination_identity)?;
         Err(NO_SESSIONS.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_method_has_a_route_and_nothing_else_does() {
+        assert!(METHODS.iter().all(|m| route(m).is_some()));
+        for other in ["", "createRoom", "CreateRoom/", "Egress", "ListEgress"] {
+            assert!(route(other).is_none(), "{other}");
+        }
     }
 }
