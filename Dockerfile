@@ -1,7 +1,8 @@
 # Usher container image: build with the Rust toolchain, run on a slim Debian as a non-root user.
 #   docker build -t usher .
-#   docker run --rm -p 7880:7880 usher --dev --bind 0.0.0.0
-#   docker run --rm -p 7880:7880 -v $PWD/config:/etc/usher:ro usher --config /etc/usher/usher.yaml
+#   docker run --rm -p 7880:7880 -e LIVEKIT_KEYS="APIkey: <secret of 32+ chars>" usher
+#   docker run --rm -p 7880:7880 -v $PWD/my-config:/etc/usher:ro usher
+# The bundled /etc/usher/usher.yaml has no keys: give them with LIVEKIT_KEYS or your own file.
 
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src

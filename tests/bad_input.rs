@@ -78,6 +78,34 @@ async fn body_limit_follows_config() {
     let r = s.call_json("CreateRoom", Some(&t), r#"{"name":"small"}"#).await;
     assert_eq!(r.status, 200);
     s.stop().await;
+
+    // 0 means unlimited, as LiveKit.
+    let s = TestServer::spawn("limit:\n  max_api_request_body_size: 0\n").await;
+    let r =
+        s.call_json("CreateRoom", Some(&t), &format!(r#"{{"name":"big","metadata":"{}"}}"#, "x".repeat(300_000))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn empty_tokens_count_as_no_token() {
+    // LiveKit skips empty values, so the RPC's own grant check answers (Twirp JSON), not the
+    // token layer (plain text).
+    let s = TestServer::spawn("").await;
+    let url = format!("{}{CREATE}?access_token=", s.url());
+    let resp = s.http.post(url).header("content-type", "application/json").body("{}").send().await.unwrap();
+    common::Reply::from(resp).await.assert_twirp(401, "unauthenticated", "permissions denied");
+    let resp = s
+        .http
+        .post(format!("{}{CREATE}", s.url()))
+        .header("content-type", "application/json")
+        .header("authorization", "")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    common::Reply::from(resp).await.assert_twirp(401, "unauthenticated", "permissions denied");
+    s.stop().await;
 }
 
 #[tokio::test]
@@ -181,4 +209,5 @@ async fn many_bad_requests_in_parallel_leave_the_server_serving() {
     let rooms: proto::ListRoomsResponse =
         s.proto("ListRooms", &create_list(), &proto::ListRoomsRequest { names: vec!["witness".into()] }).await.unwrap();
     assert_eq!(rooms.rooms, [w]);
+    std::sync::Arc::into_inner(s).expect("all tasks done").stop().await;
 }

@@ -48,6 +48,15 @@ fn token_create_prints_a_token_the_server_accepts() {
 }
 
 #[test]
+fn a_malformed_key_list_is_refused_without_printing_the_secret() {
+    let out = usher().args(["--keys", "devkey:hunter2-supersecret"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--keys / LIVEKIT_KEYS"), "{err}");
+    assert!(!err.contains("hunter2"), "the secret leaked:\n{err}");
+}
+
+#[test]
 fn config_problems_are_all_reported_and_exit_nonzero() {
     let out = usher()
         .args(["--config-body", "port: high\nroom:\n  empty_timeout: soon\nmystery: 1\n"])

@@ -305,5 +305,30 @@ async fn every_rpc_checks_its_grant() {
     }
     // Nothing changed.
     assert_eq!(s.app().registry.list_rooms(&[]).len(), 1);
+
+    // And the smallest sufficient token gets past the check (whatever the RPC answers next).
+    let dest_c =
+        token(VideoGrant { room_admin: true, room: "a".into(), destination_room: "c".into(), ..Default::default() });
+    let allowed: &[(&str, &str, &str)] = &[
+        ("CreateRoom", r#"{"name":"z"}"#, &create_only),
+        ("DeleteRoom", r#"{"room":"z"}"#, &create_only),
+        ("ListRooms", "{}", &list_only),
+        ("ListParticipants", room_a, &admin_a),
+        ("GetParticipant", room_a, &admin_a),
+        ("RemoveParticipant", room_a, &admin_a),
+        ("MutePublishedTrack", room_a, &admin_a),
+        ("UpdateParticipant", room_a, &admin_a),
+        ("UpdateSubscriptions", room_a, &admin_a),
+        ("SendData", room_a, &admin_a),
+        ("UpdateRoomMetadata", room_a, &admin_a),
+        ("PerformRpc", room_a, &admin_a),
+        ("ForwardParticipant", room_a, &dest_c),
+        ("MoveParticipant", room_a, &dest_c),
+    ];
+    assert_eq!(allowed.len(), usher::twirp::room_service::METHODS.len());
+    for (method, body, t) in allowed {
+        let r = s.call_json(method, Some(t), body).await;
+        assert_ne!(r.status, 401, "{method} refused a sufficient token: {}", r.text());
+    }
     s.stop().await;
 }

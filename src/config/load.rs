@@ -514,7 +514,13 @@ mod tests {
 
     #[test]
     fn the_annotated_sample_config_loads_cleanly() {
-        let c = yaml(include_str!("../../config/usher.yaml")).unwrap();
+        let sample = include_str!("../../config/usher.yaml");
+        // It ships without keys, so nobody runs a published secret by accident…
+        let err = yaml(sample).unwrap_err();
+        assert_eq!(err.problems.iter().map(|p| p.path.as_str()).collect::<Vec<_>>(), ["keys"]);
+        // …and starts once keys come from the environment.
+        let o = Overrides { keys: Some("APIexample: s".into()), ..Default::default() };
+        let c = load(sample, &o, &no_files).unwrap();
         assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
         assert_eq!(c.keys.ids().collect::<Vec<_>>(), ["APIexample"]);
         let defaults = yaml(KEYS).unwrap();

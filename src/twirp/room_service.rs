@@ -1,7 +1,12 @@
 //! The fourteen RoomService RPCs. Each: span fields → grant → limits → one registry call.
 //!
 //! Participant-level calls run against the live registry; until the /rtc sessions layer lands
-//! no participant can exist there, so they answer LiveKit's `not_found` for the participant.
+//! no participant can exist there, so they answer `not_found` for the participant.
+//!
+//! Deliberate differences from LiveKit (also listed in the README): an unknown room or
+//! participant is always `not_found`, where LiveKit's internal routing makes some RPCs answer
+//! 503 `no response from servers`; and SendData answers `unimplemented` until data channels
+//! exist, rather than a 200 that would deliver nothing.
 
 use axum::response::Response;
 
