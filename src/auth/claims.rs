@@ -51,6 +51,78 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+impl VideoGrant {
+    /// The participant permission this grant gives, with LiveKit's defaults for unset flags:
+    /// publish and subscribe default to allowed, data publishing follows publishing, the rest
+    /// default to denied. Unknown source names are dropped.
+    #[allow(deprecated)] // `recorder` and `agent` are deprecated on the wire but still carried
+    pub fn to_permission(&self) -> crate::proto::ParticipantPermission {
+        use crate::proto::TrackSource;
+        let can_publish = self.can_publish.unwrap_or(true);
+        crate::proto::ParticipantPermission {
+            can_subscribe: self.can_subscribe.unwrap_or(true),
+            can_publish,
+            can_publish_data: self.can_publish_data.unwrap_or(can_publish),
+            can_publish_sources: self
+                .can_publish_sources
+                .iter()
+                .filter_map(|s| match s.as_str() {
+                    "camera" => Some(TrackSource::Camera as i32),
+                    "microphone" => Some(TrackSource::Microphone as i32),
+                    "screen_share" => Some(TrackSource::ScreenShare as i32),
+                    "screen_share_audio" => Some(TrackSource::ScreenShareAudio as i32),
+                    _ => None,
+                })
+                .collect(),
+            hidden: self.hidden,
+            recorder: self.recorder,
+            can_update_metadata: self.can_update_own_metadata.unwrap_or(false),
+            agent: self.agent,
+            can_subscribe_metrics: self.can_subscribe_metrics.unwrap_or(false),
+            can_manage_agent_session: self.can_manage_agent_session.unwrap_or(false),
+        }
+    }
+}
+
+/// `ParticipantInfo.Kind` from the token's lower-case `kind` claim; unknown or empty is STANDARD.
+pub fn participant_kind(kind: &str) -> crate::proto::participant_info::Kind {
+    use crate::proto::participant_info::Kind;
+    match kind {
+        "ingress" => Kind::Ingress,
+        "egress" => Kind::Egress,
+        "sip" => Kind::Sip,
+        "agent" => Kind::Agent,
+        "connector" => Kind::Connector,
+        "bridge" => Kind::Bridge,
+        _ => Kind::Standard,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::TrackSource;
+
+    #[test]
+    fn permission_defaults_follow_livekit() {
+        let p = VideoGrant::default().to_permission();
+        assert!(p.can_publish && p.can_subscribe && p.can_publish_data);
+        assert!(!p.can_update_metadata && !p.hidden && p.can_publish_sources.is_empty());
+        let g = VideoGrant {
+            can_publish: Some(false),
+            can_publish_sources: vec!["camera".into(), "bogus".into(), "screen_share_audio".into()],
+            can_update_own_metadata: Some(true),
+            ..Default::default()
+        };
+        let p = g.to_permission();
+        assert!(!p.can_publish && !p.can_publish_data, "data follows publish when unset");
+        assert!(p.can_update_metadata);
+        assert_eq!(p.can_publish_sources, [TrackSource::Camera as i32, TrackSource::ScreenShareAudio as i32]);
+        assert_eq!(participant_kind("agent"), crate::proto::participant_info::Kind::Agent);
+        assert_eq!(participant_kind("robot"), crate::proto::participant_info::Kind::Standard);
+    }
+}
+
 /// Everything a verified token says. Built by [`super::TokenVerifier::verify`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Claims {

@@ -9,6 +9,9 @@ pub enum RoomError {
     /// No participant with that identity in the room.
     #[error("participant does not exist")]
     ParticipantNotFound,
+    /// `max_participants` reached.
+    #[error("room is full")]
+    RoomFull,
     /// The request asks for something this build does not serve (egress, presets, data).
     #[error("{0}")]
     Unsupported(&'static str),

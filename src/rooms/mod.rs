@@ -6,10 +6,13 @@
 
 pub mod error;
 pub mod limits;
+mod membership;
+pub mod participant;
 pub mod registry;
 pub mod room;
 
 pub use error::RoomError;
 pub use limits::LimitError;
+pub use participant::{Inbox, JoinSpec, Outbox};
 pub use registry::{CreateOutcome, CreateRequest, Registry, RoomDefaults};
 pub use room::{Room, RoomSnapshot, RoomSpec};

@@ -13,7 +13,13 @@ use super::{
     RoomError,
     room::{Room, RoomSnapshot, RoomSpec},
 };
-use crate::{clock::SharedClock, config::RoomConfig, ids::RoomName, proto};
+use crate::{
+    clock::SharedClock,
+    config::RoomConfig,
+    ids::{ParticipantSid, RoomName},
+    proto,
+    rooms::participant::{JoinSpec, Outbox},
+};
 
 /// Defaults applied to new rooms (from `room.*`).
 pub type RoomDefaults = RoomConfig;
@@ -144,7 +150,7 @@ impl Registry {
     /// Closes and forgets a room.
     pub fn delete_room(&self, name: &str) -> Result<(), RoomError> {
         let (_, slot) = self.inner.rooms.remove(name).ok_or(RoomError::RoomNotFound)?;
-        slot.room.lock().close();
+        slot.room.lock().close(proto::DisconnectReason::RoomDeleted);
         tracing::info!(room = name, "room deleted");
         Ok(())
     }
@@ -161,15 +167,64 @@ impl Registry {
     }
 
     /// The participants of a room (an unknown room has none, as LiveKit answers).
-    pub fn list_participants(&self, _room: &str) -> Vec<proto::ParticipantInfo> {
-        Vec::new()
+    pub fn list_participants(&self, room: &str) -> Vec<proto::ParticipantInfo> {
+        self.slot(room).map(|s| s.room.lock().participant_infos()).unwrap_or_default()
     }
 
-    /// One participant of a room.
-    pub fn get_participant(&self, room: &str, _identity: &str) -> Result<proto::ParticipantInfo, RoomError> {
-        // Participants join over /rtc, which this build does not serve yet: every lookup misses.
-        let _ = room;
-        Err(RoomError::ParticipantNotFound)
+    /// One participant of a room (an unknown room has no participants).
+    pub fn get_participant(&self, room: &str, identity: &str) -> Result<proto::ParticipantInfo, RoomError> {
+        self.slot(room).ok_or(RoomError::ParticipantNotFound)?.room.lock().participant_info(identity)
+    }
+
+    /// Removes a participant, telling it (`PARTICIPANT_REMOVED`) and everyone else.
+    pub fn remove_participant(&self, room: &str, identity: &str) -> Result<(), RoomError> {
+        let slot = self.slot(room).ok_or(RoomError::ParticipantNotFound)?;
+        slot.room.lock().remove(identity, proto::DisconnectReason::ParticipantRemoved, Instant::now())
+    }
+
+    /// Joins a room, creating it first when `create` allows. The JoinResponse is queued in
+    /// `outbox` as its first frame. Returns the session's sid.
+    pub fn join(
+        &self,
+        room: &RoomName,
+        spec: JoinSpec,
+        outbox: Outbox,
+        create: bool,
+        now: Instant,
+    ) -> Result<ParticipantSid, RoomError> {
+        // Twice at most: a room can close between being found and being locked; then it is
+        // created afresh (or the join fails if creating is not allowed).
+        for _ in 0..2 {
+            let slot = match self.slot(room.as_str()) {
+                Some(s) => s,
+                None if create => {
+                    self.create_room(CreateRequest { name: room.clone(), ..Default::default() }, now);
+                    match self.slot(room.as_str()) {
+                        Some(s) => s,
+                        None => continue,
+                    }
+                }
+                None => return Err(RoomError::RoomNotFound),
+            };
+            let mut locked = slot.room.lock();
+            if locked.is_closed() {
+                continue;
+            }
+            return locked.join(spec, outbox, self.inner.clock.now_ms(), env!("CARGO_PKG_VERSION"));
+        }
+        Err(RoomError::RoomNotFound)
+    }
+
+    /// Ends the session `sid` in `room` (if it is still current); others see it leave.
+    pub fn leave(&self, room: &RoomName, sid: &ParticipantSid, reason: proto::DisconnectReason) {
+        if let Some(slot) = self.slot(room.as_str()) {
+            slot.room.lock().leave(sid, reason, Instant::now());
+        }
+    }
+
+    /// Whether a live room of that name exists.
+    pub fn room_exists(&self, room: &str) -> bool {
+        self.get_room(room).is_ok()
     }
 
     /// Closes every room whose idle timeout ran out at `now`; returns their names.
@@ -181,7 +236,7 @@ impl Registry {
                 let mut room = slot.room.lock();
                 let expired = room.idle_expired(now);
                 if expired {
-                    room.close();
+                    room.close(proto::DisconnectReason::RoomClosed);
                 }
                 expired
             };
@@ -284,7 +339,7 @@ mod tests {
         let t0 = Instant::now();
         let old = r.create_room(CreateRequest { empty_timeout: 1, ..req("a") }, t0).room;
         // The reaper's first phase: the room is closed under its lock, still in the map.
-        r.slot("a").unwrap().room.lock().close();
+        r.slot("a").unwrap().room.lock().close(proto::DisconnectReason::RoomClosed);
         assert_eq!(r.get_room("a"), Err(RoomError::RoomNotFound));
         assert!(r.list_rooms(&[]).is_empty());
         let new = r.create_room(req("a"), t0);

@@ -1,13 +1,14 @@
 //! One room's state. Mutated only under its slot's lock (see [`super::registry`]).
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use prost::Message as _;
 use tokio::time::Instant;
 
+use super::{membership::encode_signal, participant::Participant};
 use crate::{
-    ids::{RoomName, RoomSid},
+    ids::{ParticipantIdentity, RoomName, RoomSid},
     proto,
 };
 
@@ -60,18 +61,20 @@ impl RoomSnapshot {
 /// A live room.
 #[derive(Debug)]
 pub struct Room {
-    sid: RoomSid,
-    name: RoomName,
-    spec: RoomSpec,
-    creation_ms: i64,
+    pub(super) sid: RoomSid,
+    pub(super) name: RoomName,
+    pub(super) spec: RoomSpec,
+    pub(super) creation_ms: i64,
     /// Monotonic creation instant, for `empty_timeout`.
-    created_at: Instant,
-    /// When the last participant left, for `departure_timeout`. Set by the sessions layer.
-    last_departure: Option<Instant>,
+    pub(super) created_at: Instant,
+    /// When the last counted participant left, for `departure_timeout`.
+    pub(super) last_departure: Option<Instant>,
     /// Set once the room is closed; a closed room accepts nothing more.
-    closed: bool,
+    pub(super) closed: bool,
+    /// Connected participants by identity (one session per identity).
+    pub(super) participants: BTreeMap<ParticipantIdentity, Participant>,
     /// The current API view; rebuilt by every method that changes what it shows.
-    snapshot: Arc<RoomSnapshot>,
+    pub(super) snapshot: Arc<RoomSnapshot>,
 }
 
 impl Room {
@@ -85,6 +88,7 @@ impl Room {
             created_at: now,
             last_departure: None,
             closed: false,
+            participants: BTreeMap::new(),
             snapshot: RoomSnapshot::new(proto::Room::default()),
         };
         room.refresh();
@@ -106,9 +110,11 @@ impl Room {
         self.closed
     }
 
-    /// Marks the room closed. Idempotent.
-    pub fn close(&mut self) {
+    /// Closes the room: every participant gets a leave with `reason` and is dropped.
+    /// Idempotent.
+    pub fn close(&mut self, reason: proto::DisconnectReason) {
         self.closed = true;
+        self.disconnect_all(reason);
     }
 
     /// Replaces the metadata (an empty string clears it, as LiveKit). Returns whether it changed.
@@ -117,6 +123,11 @@ impl Room {
         self.spec.metadata = metadata;
         if changed {
             self.refresh();
+            // Everyone sees the new room (LiveKit sends RoomUpdate on metadata at once).
+            let update = encode_signal(proto::signal_response::Message::RoomUpdate(proto::RoomUpdate {
+                room: Some(self.snapshot.proto.clone()),
+            }));
+            self.send_to_all(&update);
         }
         changed
     }
@@ -127,14 +138,13 @@ impl Room {
     }
 
     /// Rebuilds the snapshot after a change.
-    fn refresh(&mut self) {
+    pub(super) fn refresh(&mut self) {
         self.snapshot = RoomSnapshot::new(self.build_proto());
     }
 
-    /// Number of participants that count toward limits. Participants arrive with the sessions
-    /// layer; until then a room is always empty.
+    /// Participants that count toward limits and `num_participants` (not agents or egress).
     pub fn participant_count(&self) -> u32 {
-        0
+        u32::try_from(self.participants.values().filter(|p| !p.dependent()).count()).unwrap_or(u32::MAX)
     }
 
     /// Whether an idle room should close at `now`: nobody is in it and its timeout ran out
@@ -166,6 +176,7 @@ impl Room {
                 .collect(),
             metadata: self.spec.metadata.clone(),
             num_participants: self.participant_count(),
+            // Publishing arrives with tracks; until then nobody is a publisher.
             num_publishers: 0,
             active_recording: false,
             version: None,

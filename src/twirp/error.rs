@@ -156,6 +156,7 @@ impl From<RoomError> for TwirpError {
         let code = match e {
             RoomError::RoomNotFound | RoomError::ParticipantNotFound => Code::NotFound,
             RoomError::Unsupported(_) => Code::Unimplemented,
+            RoomError::RoomFull => Code::ResourceExhausted,
         };
         Self::new(code, format!("{VIA_RPC}{e}"))
     }

@@ -86,8 +86,10 @@ pub fn route(method: &str) -> Option<Rpc> {
     Some(rpc)
 }
 
-/// Reached only once a participant exists, which needs the /rtc sessions layer.
-const NO_SESSIONS: RoomError = RoomError::Unsupported("participant sessions are not served by this build yet");
+/// Answer of the participant RPCs whose effects on a connected participant are not built yet.
+fn not_yet(what: &'static str) -> TwirpError {
+    RoomError::Unsupported(what).into()
+}
 
 impl Call<'_> {
     fn limits(&self) -> &crate::config::LimitConfig {
@@ -156,8 +158,8 @@ impl Call<'_> {
     fn remove_participant(&self, r: proto::RoomParticipantIdentity) -> R<proto::RemoveParticipantResponse> {
         record_participant(&r.room, &r.identity);
         grants::ensure_admin(self.claims, &r.room)?;
-        self.app.registry.get_participant(&r.room, &r.identity)?;
-        Err(NO_SESSIONS.into())
+        self.app.registry.remove_participant(&r.room, &r.identity)?;
+        Ok(proto::RemoveParticipantResponse {})
     }
 
     fn mute_published_track(&self, r: proto::MuteRoomTrackRequest) -> R<proto::MuteRoomTrackResponse> {
@@ -165,7 +167,7 @@ impl Call<'_> {
         grants::ensure_admin(self.claims, &r.room)?;
         self.app.registry.get_room(&r.room)?;
         self.app.registry.get_participant(&r.room, &r.identity)?;
-        Err(NO_SESSIONS.into())
+        Err(not_yet("MutePublishedTrack on a connected participant is not served by this build yet"))
     }
 
     fn update_participant(&self, r: proto::UpdateParticipantRequest) -> R<proto::ParticipantInfo> {
@@ -175,7 +177,12 @@ impl Call<'_> {
         self.limits().check_metadata(&r.metadata)?;
         self.limits().check_attributes(&r.attributes)?;
         grants::ensure_admin(self.claims, &r.room)?;
-        Ok(self.app.registry.get_participant(&r.room, &r.identity)?)
+        let info = self.app.registry.get_participant(&r.room, &r.identity)?;
+        // With nothing to change LiveKit answers the current info; changes are not built yet.
+        if r.name.is_empty() && r.metadata.is_empty() && r.attributes.is_empty() && r.permission.is_none() {
+            return Ok(info);
+        }
+        Err(not_yet("UpdateParticipant on a connected participant is not served by this build yet"))
     }
 
     fn update_subscriptions(&self, r: proto::UpdateSubscriptionsRequest) -> R<proto::UpdateSubscriptionsResponse> {
@@ -183,7 +190,7 @@ impl Call<'_> {
         grants::ensure_admin(self.claims, &r.room)?;
         self.app.registry.get_room(&r.room)?;
         self.app.registry.get_participant(&r.room, &r.identity)?;
-        Err(NO_SESSIONS.into())
+        Err(not_yet("UpdateSubscriptions needs the media plane, which this build does not serve yet"))
     }
 
     fn send_data(&self, r: proto::SendDataRequest) -> R<proto::SendDataResponse> {
@@ -210,14 +217,14 @@ impl Call<'_> {
         record_participant(&r.room, &r.identity);
         self.check_destination(&r.room, &r.destination_room)?;
         self.app.registry.get_participant(&r.room, &r.identity)?;
-        Err(NO_SESSIONS.into())
+        Err(not_yet("ForwardParticipant is not served by this build yet"))
     }
 
     fn move_participant(&self, r: proto::MoveParticipantRequest) -> R<proto::MoveParticipantResponse> {
         record_participant(&r.room, &r.identity);
         self.check_destination(&r.room, &r.destination_room)?;
         self.app.registry.get_participant(&r.room, &r.identity)?;
-        Err(NO_SESSIONS.into())
+        Err(not_yet("MoveParticipant is not served by this build yet"))
     }
 
     fn check_destination(&self, room: &str, destination: &str) -> R<()> {
@@ -239,7 +246,7 @@ impl Call<'_> {
         }
         self.app.registry.get_room(&r.room)?;
         self.app.registry.get_participant(&r.room, &r.destination_identity)?;
-        Err(NO_SESSIONS.into())
+        Err(not_yet("PerformRpc needs data channels, which this build does not serve yet"))
     }
 }
 

@@ -1,0 +1,370 @@
+//! Who is in a room, and who is told what: join, leave, removal, and the broadcasts they cause.
+//!
+//! Everything here runs under the room's lock and pushes encoded frames straight into each
+//! participant's bounded [`Outbox`], so every session sees the room's changes in the one order
+//! the room made them. A participant whose queue is full is dropped (it stopped reading); its
+//! departure is broadcast like any other, and that broadcast may find more stalled queues, so
+//! dropping repeats until none is left.
+
+use bytes::Bytes;
+use prost::Message as _;
+use tokio::time::Instant;
+
+use super::{
+    RoomError,
+    participant::{JoinSpec, Outbox, Participant},
+    room::Room,
+};
+use crate::{
+    ids::ParticipantSid,
+    proto::{self, DisconnectReason, participant_info::State, signal_response::Message as Signal},
+};
+
+/// How often clients ping and how long silence means a lost connection (seconds), as LiveKit.
+pub const PING_INTERVAL_SECS: i32 = 5;
+/// See [`PING_INTERVAL_SECS`].
+pub const PING_TIMEOUT_SECS: i32 = 15;
+/// The signalling protocol version this server speaks.
+pub const SERVER_PROTOCOL: i32 = 16;
+
+/// Encodes one `SignalResponse` frame.
+pub(super) fn encode_signal(message: Signal) -> Bytes {
+    Bytes::from(proto::SignalResponse { message: Some(message) }.encode_to_vec())
+}
+
+/// The frame that ends a session: a leave with `reason` and action DISCONNECT.
+pub fn leave_frame(reason: DisconnectReason) -> Bytes {
+    encode_signal(Signal::Leave(proto::LeaveRequest {
+        can_reconnect: false,
+        reason: reason as i32,
+        action: proto::leave_request::Action::Disconnect as i32,
+        regions: None,
+    }))
+}
+
+fn update_frame(info: proto::ParticipantInfo) -> Bytes {
+    encode_signal(Signal::Update(proto::ParticipantUpdate { participants: vec![info] }))
+}
+
+impl Room {
+    /// Adds a participant session and queues its JoinResponse as its first frame. A session
+    /// with the same identity is replaced (it gets a `DUPLICATE_IDENTITY` leave).
+    pub fn join(
+        &mut self,
+        spec: JoinSpec,
+        outbox: Outbox,
+        now_ms: i64,
+        server_version: &str,
+    ) -> Result<ParticipantSid, RoomError> {
+        if self.closed {
+            return Err(RoomError::RoomNotFound);
+        }
+        if let Some(mut old) = self.participants.remove(&spec.identity) {
+            let _ = old.outbox.push(leave_frame(DisconnectReason::DuplicateIdentity));
+            old.state = State::Disconnected;
+            tracing::info!(room = %self.name, participant = %old.spec.identity, "replaced by a new session");
+        }
+        let mut p = Participant::new(spec, outbox, now_ms);
+        let max = self.spec.max_participants;
+        if max > 0 && !p.dependent() && self.participant_count() >= max {
+            return Err(RoomError::RoomFull);
+        }
+        let others: Vec<_> = self.participants.values().filter(|o| !o.hidden()).map(Participant::to_proto).collect();
+        let join = proto::JoinResponse {
+            room: Some(self.snapshot_after_join(&p)),
+            participant: Some(p.to_proto()),
+            other_participants: others,
+            server_version: server_version.to_string(),
+            // Two peer connections (v0), subscriber primary when it may subscribe (LiveKit's rule
+            // for protocol > 2).
+            subscriber_primary: p.spec.protocol > 2 && p.spec.permission.can_subscribe,
+            server_region: p.spec.region.clone(),
+            ping_timeout: PING_TIMEOUT_SECS,
+            ping_interval: PING_INTERVAL_SECS,
+            server_info: Some(proto::ServerInfo {
+                edition: proto::server_info::Edition::Standard as i32,
+                version: server_version.to_string(),
+                protocol: SERVER_PROTOCOL,
+                region: p.spec.region.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        // The queue is fresh, so the first frame always fits.
+        let _ = p.outbox.push(encode_signal(Signal::Join(join)));
+        p.state = State::Joined;
+        p.bump();
+        let sid = p.sid.clone();
+        let identity = p.spec.identity.clone();
+        let info = p.to_proto();
+        let hidden = p.hidden();
+        self.participants.insert(identity, p);
+        self.refresh();
+        // Everyone, the newcomer included, learns of the JOINED state.
+        self.broadcast(&sid, info, hidden, true);
+        Ok(sid)
+    }
+
+    /// The room as the newcomer will see it once it is counted.
+    fn snapshot_after_join(&self, newcomer: &Participant) -> proto::Room {
+        let mut room = self.snapshot.proto.clone();
+        if !newcomer.dependent() {
+            room.num_participants = room.num_participants.saturating_add(1);
+        }
+        room
+    }
+
+    /// Removes the session `sid` (if it is still the identity's current one). Others see it
+    /// leave with `reason`. Returns whether anything was removed.
+    pub fn leave(&mut self, sid: &ParticipantSid, reason: DisconnectReason, now: Instant) -> bool {
+        let Some(identity) = self.participants.values().find(|p| &p.sid == sid).map(|p| p.spec.identity.clone()) else {
+            return false;
+        };
+        self.drop_participant(identity.as_str(), reason, None, now);
+        true
+    }
+
+    /// Removes a participant by identity, telling it why first (RemoveParticipant).
+    pub fn remove(&mut self, identity: &str, reason: DisconnectReason, now: Instant) -> Result<(), RoomError> {
+        if !self.participants.contains_key(identity) {
+            return Err(RoomError::ParticipantNotFound);
+        }
+        self.drop_participant(identity, reason, Some(leave_frame(reason)), now);
+        Ok(())
+    }
+
+    /// Every participant's info (hidden ones included, as LiveKit's API lists them).
+    pub fn participant_infos(&self) -> Vec<proto::ParticipantInfo> {
+        self.participants.values().map(Participant::to_proto).collect()
+    }
+
+    /// One participant's info.
+    pub fn participant_info(&self, identity: &str) -> Result<proto::ParticipantInfo, RoomError> {
+        self.participants.get(identity).map(Participant::to_proto).ok_or(RoomError::ParticipantNotFound)
+    }
+
+    /// Sends everyone a leave with `reason` and drops them all (room closing).
+    pub(super) fn disconnect_all(&mut self, reason: DisconnectReason) {
+        let frame = leave_frame(reason);
+        for p in std::mem::take(&mut self.participants).into_values() {
+            // A full queue cannot take the leave; the dropped sender closes the socket anyway.
+            let _ = p.outbox.push(frame.clone());
+        }
+        self.refresh();
+    }
+
+    /// Sends one frame to every participant; stalled ones are dropped.
+    pub(super) fn send_to_all(&mut self, frame: &Bytes) {
+        let stalled: Vec<_> = self
+            .participants
+            .values()
+            .filter(|p| p.outbox.push(frame.clone()).is_err())
+            .map(|p| p.spec.identity.clone())
+            .collect();
+        self.drop_stalled(stalled, Instant::now());
+    }
+
+    fn drop_participant(&mut self, identity: &str, reason: DisconnectReason, last_words: Option<Bytes>, now: Instant) {
+        let Some(mut p) = self.participants.remove(identity) else { return };
+        if let Some(frame) = last_words {
+            let _ = p.outbox.push(frame);
+        }
+        p.state = State::Disconnected;
+        p.bump();
+        let mut info = p.to_proto();
+        info.disconnect_reason = reason as i32;
+        tracing::info!(room = %self.name, participant = %p.spec.identity, reason = ?reason, "participant left");
+        if !p.dependent() && self.participant_count() == 0 {
+            self.last_departure = Some(now);
+        }
+        self.refresh();
+        // Dropping `p` drops its outbox: the session writes what is queued, then closes.
+        let (sid, hidden) = (p.sid.clone(), p.hidden());
+        drop(p);
+        self.broadcast(&sid, info, hidden, false);
+    }
+
+    /// Tells participants about `info` (the participant `about`). Hidden participants are
+    /// seen by nobody else; `include_self` decides whether `about` hears of its own change.
+    fn broadcast(&mut self, about: &ParticipantSid, info: proto::ParticipantInfo, hidden: bool, include_self: bool) {
+        let frame = update_frame(info);
+        let stalled: Vec<_> = self
+            .participants
+            .values()
+            .filter(|p| if &p.sid == about { include_self } else { !hidden })
+            .filter(|p| p.outbox.push(frame.clone()).is_err())
+            .map(|p| p.spec.identity.clone())
+            .collect();
+        self.drop_stalled(stalled, Instant::now());
+    }
+
+    /// Drops participants whose queues overflowed, closing their sockets at once.
+    fn drop_stalled(&mut self, stalled: Vec<crate::ids::ParticipantIdentity>, now: Instant) {
+        for identity in stalled {
+            if let Some(p) = self.participants.get(&identity) {
+                tracing::info!(room = %self.name, participant = %identity, "outbound queue full; disconnecting a client that stopped reading");
+                p.outbox.kick();
+            }
+            // Recursion is bounded: each round removes at least one participant.
+            self.drop_participant(identity.as_str(), DisconnectReason::SignalClose, None, now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{
+        ids::{ParticipantIdentity, RoomName},
+        rooms::{participant::Inbox, room::RoomSpec},
+    };
+
+    fn room() -> Room {
+        let spec = RoomSpec {
+            empty_timeout: Duration::from_secs(300),
+            departure_timeout: Duration::from_secs(20),
+            max_participants: 0,
+            metadata: String::new(),
+        };
+        Room::new(RoomName::new("r"), spec, 1_000, Instant::now())
+    }
+
+    fn who(identity: &str) -> JoinSpec {
+        JoinSpec {
+            identity: ParticipantIdentity::new(identity),
+            permission: crate::auth::VideoGrant::default().to_permission(),
+            protocol: 16,
+            ..Default::default()
+        }
+    }
+
+    fn join(r: &mut Room, identity: &str) -> (ParticipantSid, Inbox) {
+        let (outbox, inbox) = Outbox::channel();
+        (r.join(who(identity), outbox, 2_000, "test").unwrap(), inbox)
+    }
+
+    fn drain(inbox: &mut Inbox) -> Vec<Signal> {
+        let mut out = Vec::new();
+        while let Ok(frame) = inbox.frames.try_recv() {
+            out.push(proto::SignalResponse::decode(frame).unwrap().message.unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn join_response_comes_first_then_everyone_sees_the_newcomer() {
+        let mut r = room();
+        let (_, mut a) = join(&mut r, "alice");
+        let first = drain(&mut a);
+        let Signal::Join(j) = &first[0] else { panic!("first frame must be join: {first:?}") };
+        assert_eq!(j.participant.as_ref().unwrap().identity, "alice");
+        assert!(j.participant.as_ref().unwrap().permission.is_some());
+        assert!(!j.server_info.as_ref().unwrap().version.is_empty());
+        assert_eq!(j.room.as_ref().unwrap().num_participants, 1);
+        assert!(j.other_participants.is_empty());
+        assert!(matches!(&first[1], Signal::Update(u) if u.participants[0].state == State::Joined as i32));
+
+        let (_, mut b) = join(&mut r, "bob");
+        let Signal::Join(j) = &drain(&mut b)[0] else { panic!() };
+        assert_eq!(j.other_participants.iter().map(|p| p.identity.as_str()).collect::<Vec<_>>(), ["alice"]);
+        let seen = drain(&mut a);
+        assert!(matches!(&seen[..], [Signal::Update(u)] if u.participants[0].identity == "bob"));
+        assert_eq!(r.snapshot().proto.num_participants, 2);
+    }
+
+    #[test]
+    fn leaving_is_broadcast_with_the_reason_and_a_higher_version() {
+        let mut r = room();
+        let (a_sid, _a) = join(&mut r, "alice");
+        let (_, mut b) = join(&mut r, "bob");
+        drain(&mut b);
+        let before = r.participant_info("alice").unwrap().version;
+        assert!(r.leave(&a_sid, DisconnectReason::ClientInitiated, Instant::now()));
+        let [Signal::Update(u)] = &drain(&mut b)[..] else { panic!() };
+        let info = &u.participants[0];
+        assert_eq!(
+            (info.state, info.disconnect_reason),
+            (State::Disconnected as i32, DisconnectReason::ClientInitiated as i32)
+        );
+        assert!(info.version > before);
+        // A stale sid does nothing.
+        assert!(!r.leave(&a_sid, DisconnectReason::ClientInitiated, Instant::now()));
+        assert_eq!(r.participant_infos().len(), 1);
+    }
+
+    #[test]
+    fn a_second_session_replaces_the_first() {
+        let mut r = room();
+        let (old_sid, mut old) = join(&mut r, "alice");
+        drain(&mut old);
+        let (new_sid, _new) = join(&mut r, "alice");
+        assert_ne!(old_sid, new_sid);
+        let frames = drain(&mut old);
+        assert!(matches!(&frames[..], [Signal::Leave(l)] if l.reason == DisconnectReason::DuplicateIdentity as i32));
+        // The old session's late cleanup must not remove the new one.
+        assert!(!r.leave(&old_sid, DisconnectReason::SignalClose, Instant::now()));
+        assert_eq!(r.participant_info("alice").unwrap().sid, new_sid.as_str());
+    }
+
+    #[test]
+    fn removal_sends_the_leave_then_closes_the_queue() {
+        let mut r = room();
+        let (_, mut a) = join(&mut r, "alice");
+        drain(&mut a);
+        r.remove("alice", DisconnectReason::ParticipantRemoved, Instant::now()).unwrap();
+        let frames = drain(&mut a);
+        assert!(matches!(&frames[..], [Signal::Leave(l)] if l.reason == DisconnectReason::ParticipantRemoved as i32));
+        assert!(a.frames.is_closed());
+        assert_eq!(
+            r.remove("alice", DisconnectReason::ParticipantRemoved, Instant::now()),
+            Err(RoomError::ParticipantNotFound)
+        );
+    }
+
+    #[test]
+    fn hidden_participants_are_invisible_to_others() {
+        let mut r = room();
+        let (_, mut a) = join(&mut r, "alice");
+        drain(&mut a);
+        let mut ghost = who("ghost");
+        ghost.permission.hidden = true;
+        let (outbox, mut g) = Outbox::channel();
+        r.join(ghost, outbox, 0, "test").unwrap();
+        assert!(drain(&mut a).is_empty(), "alice must not hear of the hidden participant");
+        assert!(drain(&mut g).len() == 2, "the hidden one sees its own join and update");
+        assert_eq!(r.participant_infos().len(), 2, "the API still lists it");
+    }
+
+    #[test]
+    fn a_full_room_refuses_and_a_stalled_reader_is_dropped() {
+        let mut r = room();
+        r.spec.max_participants = 1;
+        let (_, _a) = join(&mut r, "alice");
+        let (outbox, _b) = Outbox::channel();
+        assert_eq!(r.join(who("bob"), outbox, 0, "t"), Err(RoomError::RoomFull));
+
+        let mut r = room();
+        let (outbox, mut slow) = Outbox::with_capacity(2);
+        r.join(who("slow"), outbox, 0, "t").unwrap(); // join + own update fill the queue
+        let (_, mut fast) = join(&mut r, "fast");
+        assert!(r.participant_info("slow").is_err(), "the stalled reader is dropped");
+        let seen = drain(&mut fast);
+        assert!(seen.iter().any(|s| matches!(s, Signal::Update(u) if u.participants[0].identity == "slow"
+            && u.participants[0].state == State::Disconnected as i32)));
+        assert_eq!(drain(&mut slow).len(), 2, "what was queued stays readable");
+    }
+
+    #[test]
+    fn metadata_change_reaches_everyone_as_room_update() {
+        let mut r = room();
+        let (_, mut a) = join(&mut r, "alice");
+        drain(&mut a);
+        assert!(r.set_metadata("new".into()));
+        assert!(matches!(&drain(&mut a)[..], [Signal::RoomUpdate(u)] if u.room.as_ref().unwrap().metadata == "new"));
+        r.close(DisconnectReason::RoomDeleted);
+        assert!(matches!(&drain(&mut a)[..], [Signal::Leave(l)] if l.reason == DisconnectReason::RoomDeleted as i32));
+        assert!(a.frames.is_closed());
+    }
+}

@@ -1,0 +1,153 @@
+//! One participant session in a room, and the bounded queue of frames waiting for its socket.
+
+use std::{collections::HashMap, sync::Arc};
+
+use bytes::Bytes;
+use tokio::sync::{Notify, mpsc};
+
+use crate::{
+    ids::{ParticipantIdentity, ParticipantSid},
+    proto::{self, participant_info::State},
+};
+
+/// Frames queued for one session's socket, in the order the room produced them.
+///
+/// Bounded: the room pushes with `try_send` while it holds its lock, so a stalled client can
+/// never block the room. A full queue gets the participant removed and its writer told to stop
+/// at once through `kick` (the queue itself may be full, so it cannot carry that message).
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    /// Encoded `SignalResponse`s. Capacity: [`Outbox::CAPACITY`] frames.
+    tx: mpsc::Sender<Bytes>,
+    /// Wakes the writer to close the socket without draining the queue.
+    kick: Arc<Notify>,
+}
+
+/// The session side of an [`Outbox`].
+#[derive(Debug)]
+pub struct Inbox {
+    /// Frames to write, in order. `None` from `recv` means the room dropped the participant
+    /// after queueing its last words (a leave): write what is queued, then close.
+    pub frames: mpsc::Receiver<Bytes>,
+    /// Fires when the participant was dropped for not reading: close without draining.
+    pub kick: Arc<Notify>,
+}
+
+/// A push found the queue full (the client stopped reading).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueFull;
+
+impl Outbox {
+    /// Frames a session may have waiting before it counts as stalled.
+    pub const CAPACITY: usize = 1024;
+
+    /// A connected pair with [`Self::CAPACITY`].
+    pub fn channel() -> (Outbox, Inbox) {
+        Self::with_capacity(Self::CAPACITY)
+    }
+
+    /// A connected pair with a given capacity (tests use small ones).
+    pub fn with_capacity(capacity: usize) -> (Outbox, Inbox) {
+        let (tx, frames) = mpsc::channel(capacity);
+        let kick = Arc::new(Notify::new());
+        (Outbox { tx, kick: Arc::clone(&kick) }, Inbox { frames, kick })
+    }
+
+    /// Queues one frame without waiting. A closed queue (the session already ended) is fine.
+    pub fn push(&self, frame: Bytes) -> Result<(), QueueFull> {
+        match self.tx.try_send(frame) {
+            Err(mpsc::error::TrySendError::Full(_)) => Err(QueueFull),
+            _ => Ok(()),
+        }
+    }
+
+    /// Tells the writer to close now.
+    pub fn kick(&self) {
+        self.kick.notify_one();
+    }
+}
+
+/// Who is joining: everything the room needs from the token and the connection.
+#[derive(Debug, Clone, Default)]
+pub struct JoinSpec {
+    /// Identity from the token.
+    pub identity: ParticipantIdentity,
+    /// Display name.
+    pub name: String,
+    /// Metadata.
+    pub metadata: String,
+    /// Attributes.
+    pub attributes: HashMap<String, String>,
+    /// `ParticipantInfo.Kind` as its number.
+    pub kind: i32,
+    /// Effective permission from the grant.
+    pub permission: proto::ParticipantPermission,
+    /// The client's signalling protocol version (`protocol` query parameter).
+    pub protocol: i32,
+    /// Region of this server, reported in the info.
+    pub region: String,
+}
+
+/// A participant session as the room keeps it.
+#[derive(Debug)]
+pub struct Participant {
+    pub(super) sid: ParticipantSid,
+    pub(super) spec: JoinSpec,
+    pub(super) state: State,
+    pub(super) joined_at_ms: i64,
+    /// Grows with every change anyone is told about.
+    pub(super) version: u32,
+    pub(super) outbox: Outbox,
+}
+
+impl Participant {
+    pub(super) fn new(spec: JoinSpec, outbox: Outbox, now_ms: i64) -> Self {
+        Self { sid: ParticipantSid::generate(), spec, state: State::Joining, joined_at_ms: now_ms, version: 0, outbox }
+    }
+
+    /// The session's sid.
+    pub fn sid(&self) -> &ParticipantSid {
+        &self.sid
+    }
+
+    /// The identity.
+    pub fn identity(&self) -> &ParticipantIdentity {
+        &self.spec.identity
+    }
+
+    /// Hidden participants are invisible to everyone else.
+    pub fn hidden(&self) -> bool {
+        self.spec.permission.hidden
+    }
+
+    /// Agents and egress do not count toward `max_participants` or `num_participants`.
+    pub fn dependent(&self) -> bool {
+        let kind = self.spec.kind;
+        kind == proto::participant_info::Kind::Agent as i32 || kind == proto::participant_info::Kind::Egress as i32
+    }
+
+    /// Records a change: the next info carries a higher version.
+    pub(super) fn bump(&mut self) {
+        self.version = self.version.wrapping_add(1);
+    }
+
+    /// The participant as the API and other participants see it.
+    pub fn to_proto(&self) -> proto::ParticipantInfo {
+        let s = &self.spec;
+        proto::ParticipantInfo {
+            sid: self.sid.to_string(),
+            identity: s.identity.to_string(),
+            state: self.state as i32,
+            metadata: s.metadata.clone(),
+            joined_at: self.joined_at_ms.div_euclid(1000),
+            joined_at_ms: self.joined_at_ms,
+            name: s.name.clone(),
+            version: self.version,
+            permission: Some(s.permission.clone()),
+            region: s.region.clone(),
+            kind: s.kind,
+            attributes: s.attributes.clone(),
+            ..Default::default()
+        }
+    }
+}
