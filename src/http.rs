@@ -27,7 +27,7 @@ use tower_http::{
 use crate::{
     app::AppState,
     auth::layer::{AuthState, authenticate},
-    twirp,
+    signal, twirp,
 };
 
 /// The complete service, ready for `axum::serve`.
@@ -38,6 +38,7 @@ pub fn service(app: Arc<AppState>) -> Router {
     };
     Router::new()
         .route("/", any(health))
+        .merge(signal::routes())
         .fallback(fallback)
         .with_state(Arc::clone(&app))
         .layer(middleware::from_fn_with_state(gate, gate_request))

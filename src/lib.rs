@@ -37,4 +37,5 @@ pub mod ids;
 pub mod proto;
 pub mod rooms;
 pub mod server;
+pub mod signal;
 pub mod twirp;

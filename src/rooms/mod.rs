@@ -6,7 +6,7 @@
 
 pub mod error;
 pub mod limits;
-mod membership;
+pub mod membership;
 pub mod participant;
 pub mod registry;
 pub mod room;

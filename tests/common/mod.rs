@@ -175,3 +175,24 @@ pub fn create_list() -> String {
 pub fn admin(room: &str) -> String {
     token(VideoGrant { room_admin: true, room: room.into(), ..Default::default() })
 }
+
+pub mod signal;
+
+/// A join token for `identity` in `room`.
+pub fn join_token(room: &str, identity: &str) -> String {
+    join_token_with(room, identity, VideoGrant::default())
+}
+
+/// A join token with extra grant fields.
+pub fn join_token_with(room: &str, identity: &str, extra: VideoGrant) -> String {
+    let spec = TokenSpec {
+        api_key: KEY.into(),
+        identity: identity.into(),
+        name: format!("{identity} name"),
+        video: VideoGrant { room_join: true, room: room.into(), ..extra },
+        now_secs: SystemClock.now_secs(),
+        ttl_secs: 600,
+        ..Default::default()
+    };
+    TokenMinter::mint(&spec, SECRET).expect("token signs")
+}

@@ -1,0 +1,120 @@
+//! One signalling session: the socket loop between a client and its room.
+//!
+//! The writer side drains the participant's bounded queue (frames the room produced, in the
+//! room's order); the reader side answers pings itself and hands other requests to the
+//! registry. The session ends when the client leaves, the socket closes, nothing arrives for
+//! the ping timeout, the room drops the participant (queue closed after its last words), or
+//! the participant is kicked for not reading. Cleanup runs after the loop on every path.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::extract::ws::{Message, WebSocket};
+use bytes::Bytes;
+use futures_util::{SinkExt as _, StreamExt as _};
+use prost::Message as _;
+use tokio::time::{Instant, sleep_until};
+
+use crate::{
+    app::AppState,
+    ids::{ParticipantSid, RoomName},
+    proto::{self, DisconnectReason, signal_request::Message as Request, signal_response::Message as Signal},
+    rooms::{Inbox, membership::PING_TIMEOUT_SECS},
+};
+
+/// Runs a joined session until it ends, then removes the participant (if still current).
+pub async fn run(socket: WebSocket, app: Arc<AppState>, room: RoomName, sid: ParticipantSid, mut inbox: Inbox) {
+    let (mut tx, mut rx) = socket.split();
+    let ping_timeout = Duration::from_secs(PING_TIMEOUT_SECS.unsigned_abs().into());
+    let mut deadline = Instant::now() + ping_timeout;
+    let reason = loop {
+        tokio::select! {
+            biased;
+            () = inbox.kick.notified() => break Some(DisconnectReason::SignalClose),
+            frame = inbox.frames.recv() => match frame {
+                Some(frame) => {
+                    // A client that stops reading blocks this send; the kick must still land.
+                    tokio::select! {
+                        sent = tx.send(Message::Binary(frame)) => if sent.is_err() {
+                            break Some(DisconnectReason::SignalClose);
+                        },
+                        () = inbox.kick.notified() => break Some(DisconnectReason::SignalClose),
+                    }
+                }
+                // The room removed us after queueing a leave: it has already told everyone.
+                None => break None,
+            },
+            msg = rx.next() => {
+                deadline = Instant::now() + ping_timeout;
+                match msg {
+                    Some(Ok(Message::Binary(data))) => match handle(&app, &data) {
+                        Handled::Reply(frame) => {
+                            if tx.send(Message::Binary(frame)).await.is_err() {
+                                break Some(DisconnectReason::SignalClose);
+                            }
+                        }
+                        Handled::Leave => break Some(DisconnectReason::ClientInitiated),
+                        Handled::Nothing => {}
+                    },
+                    Some(Ok(Message::Text(_))) => {
+                        tracing::debug!("JSON signal frames are not served yet; ignored");
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break Some(DisconnectReason::SignalClose),
+                }
+            }
+            () = sleep_until(deadline) => {
+                tracing::info!(%room, %sid, "no ping within the timeout; closing the session");
+                break Some(DisconnectReason::SignalClose);
+            }
+        }
+    };
+    if let Some(reason) = reason {
+        app.registry.leave(&room, &sid, reason);
+    }
+    let _ = tx.send(Message::Close(None)).await;
+    tracing::debug!(%room, %sid, ?reason, "session ended");
+}
+
+/// Answers a resume we cannot honour: a leave asking for a full rejoin, then close.
+pub async fn refuse_resume(mut socket: WebSocket) {
+    let leave = proto::SignalResponse {
+        message: Some(Signal::Leave(proto::LeaveRequest {
+            can_reconnect: true,
+            reason: DisconnectReason::StateMismatch as i32,
+            action: super::RESUME_ACTION as i32,
+            regions: None,
+        })),
+    };
+    let _ = socket.send(Message::Binary(Bytes::from(leave.encode_to_vec()))).await;
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+enum Handled {
+    Reply(Bytes),
+    Leave,
+    Nothing,
+}
+
+/// One client request. Undecodable frames are logged and ignored: the session goes on.
+fn handle(app: &AppState, data: &[u8]) -> Handled {
+    let request = match proto::SignalRequest::decode(data) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(error = %e, "undecodable signal frame ignored");
+            return Handled::Nothing;
+        }
+    };
+    let reply = |m: Signal| Handled::Reply(Bytes::from(proto::SignalResponse { message: Some(m) }.encode_to_vec()));
+    match request.message {
+        Some(Request::Ping(_)) => reply(Signal::Pong(app.clock.now_ms())),
+        Some(Request::PingReq(ping)) => {
+            reply(Signal::PongResp(proto::Pong { last_ping_timestamp: ping.timestamp, timestamp: app.clock.now_ms() }))
+        }
+        Some(Request::Leave(_)) => Handled::Leave,
+        Some(other) => {
+            tracing::debug!(request = ?std::mem::discriminant(&other), "signal request not served yet; ignored");
+            Handled::Nothing
+        }
+        None => Handled::Nothing,
+    }
+}

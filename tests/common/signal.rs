@@ -1,0 +1,107 @@
+//! A minimal signalling client for black-box tests: joins over `/rtc`, records every
+//! `SignalResponse`, sends requests, and can stop reading to play a stalled client.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use prost::Message as _;
+use tokio::net::TcpStream;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
+use usher::proto::{self, signal_request, signal_response::Message as Signal};
+
+/// One connected client.
+pub struct SignalClient {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Everything received so far, in order.
+    pub seen: Vec<Signal>,
+}
+
+/// Why a connect failed: the HTTP status and body of the refused handshake.
+#[derive(Debug)]
+pub struct Refused {
+    pub status: u16,
+    pub body: String,
+}
+
+impl SignalClient {
+    /// Opens `/rtc` with a token (protocol 16, as current SDKs announce) and extra query text.
+    pub async fn connect(addr: std::net::SocketAddr, token: &str, extra_query: &str) -> Result<Self, Refused> {
+        let url = format!("ws://{addr}/rtc?access_token={token}&protocol=16&sdk=rust{extra_query}");
+        match tokio_tungstenite::connect_async(url).await {
+            Ok((ws, _)) => Ok(Self { ws, seen: Vec::new() }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(Refused {
+                status: resp.status().as_u16(),
+                body: resp.body().as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default(),
+            }),
+            Err(e) => panic!("connect failed: {e}"),
+        }
+    }
+
+    /// Joins and returns the client with its JoinResponse already read.
+    pub async fn join(addr: std::net::SocketAddr, token: &str) -> (Self, proto::JoinResponse) {
+        let mut c = Self::connect(addr, token, "").await.expect("join accepted");
+        match c.recv().await {
+            Some(Signal::Join(j)) => (c, j),
+            other => panic!("first frame must be a JoinResponse, got {other:?}"),
+        }
+    }
+
+    /// The next message, or `None` when the server closed the socket (5 s at most).
+    pub async fn recv(&mut self) -> Option<Signal> {
+        loop {
+            let next = tokio::time::timeout(Duration::from_secs(5), self.ws.next()).await.expect("a frame within 5 s");
+            match next {
+                Some(Ok(Message::Binary(b))) => {
+                    let m = proto::SignalResponse::decode(b).expect("SignalResponse").message.expect("variant set");
+                    self.seen.push(m.clone());
+                    return Some(m);
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(other)) => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+
+    /// Reads until `pred` matches a message; panics if the socket closes first.
+    pub async fn recv_until(&mut self, what: &str, pred: impl Fn(&Signal) -> bool) -> Signal {
+        loop {
+            match self.recv().await {
+                Some(m) if pred(&m) => return m,
+                Some(_) => continue,
+                None => panic!("socket closed while waiting for {what}; seen {:?}", self.seen),
+            }
+        }
+    }
+
+    /// Asserts nothing arrives for `ms` milliseconds.
+    pub async fn assert_quiet(&mut self, ms: u64) {
+        if let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(ms), self.ws.next()).await {
+            panic!("expected silence, got {m:?}");
+        }
+    }
+
+    /// Sends a request.
+    pub async fn send(&mut self, m: signal_request::Message) {
+        let bytes = proto::SignalRequest { message: Some(m) }.encode_to_vec();
+        self.ws.send(Message::Binary(bytes.into())).await.expect("send");
+    }
+
+    /// Sends raw bytes (bad-input tests).
+    pub async fn send_raw(&mut self, bytes: Vec<u8>) {
+        self.ws.send(Message::Binary(bytes.into())).await.expect("send");
+    }
+
+    /// Closes the socket without a leave (a lost connection).
+    pub async fn drop_connection(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+/// The participant update entries about `identity` in a message, if it is an update.
+pub fn update_about<'a>(m: &'a Signal, identity: &str) -> Option<&'a proto::ParticipantInfo> {
+    match m {
+        Signal::Update(u) => u.participants.iter().find(|p| p.identity == identity),
+        _ => None,
+    }
+}

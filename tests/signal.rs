@@ -1,0 +1,308 @@
+//! The `/rtc` signalling WebSocket, black-box: join, ping, leave, and what every connected
+//! session sees when the RoomService acts on the room.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+mod common;
+
+use common::{
+    TestServer, admin, create_list, join_token, join_token_with,
+    signal::{SignalClient, update_about},
+};
+use usher::{
+    auth::VideoGrant,
+    proto::{
+        self, DisconnectReason, participant_info::State, signal_request::Message as Req,
+        signal_response::Message as Signal,
+    },
+};
+
+fn is_leave(reason: DisconnectReason) -> impl Fn(&Signal) -> bool {
+    move |m| matches!(m, Signal::Leave(l) if l.reason == reason as i32)
+}
+
+#[tokio::test]
+async fn join_response_and_presence_of_others() {
+    let s = TestServer::spawn("").await;
+    let (mut alice, join) = SignalClient::join(s.addr, &join_token("r", "alice")).await;
+    let me = join.participant.clone().unwrap();
+    assert!(me.sid.starts_with("PA_") && me.sid.len() == 15, "{}", me.sid);
+    assert_eq!((me.identity.as_str(), me.name.as_str()), ("alice", "alice name"));
+    let perm = me.permission.clone().expect("permission is present (JS needs it)");
+    assert!(perm.can_publish && perm.can_subscribe && perm.can_publish_data);
+    assert!(me.joined_at > 0 && me.joined_at_ms / 1000 == me.joined_at);
+    let room = join.room.clone().unwrap();
+    assert!(room.sid.starts_with("RM_"));
+    assert_eq!((room.name.as_str(), room.num_participants), ("r", 1));
+    assert!(!join.server_info.as_ref().unwrap().version.is_empty(), "JS refuses an empty server version");
+    assert_eq!((join.ping_interval, join.ping_timeout), (5, 15));
+    assert!(join.subscriber_primary);
+    assert!(join.other_participants.is_empty());
+    // Alice also hears of her own JOINED state.
+    let own = alice.recv_until("own update", |m| update_about(m, "alice").is_some()).await;
+    assert_eq!(update_about(&own, "alice").unwrap().state, State::Joined as i32);
+
+    let (_bob, bob_join) = SignalClient::join(s.addr, &join_token("r", "bob")).await;
+    assert_eq!(bob_join.other_participants.iter().map(|p| p.identity.as_str()).collect::<Vec<_>>(), ["alice"]);
+    let m = alice.recv_until("bob joined", |m| update_about(m, "bob").is_some()).await;
+    assert_eq!(update_about(&m, "bob").unwrap().state, State::Joined as i32);
+
+    // The API sees what the clients see.
+    let list: proto::ListParticipantsResponse =
+        s.proto("ListParticipants", &admin("r"), &proto::ListParticipantsRequest { room: "r".into() }).await.unwrap();
+    let mut names: Vec<_> = list.participants.iter().map(|p| p.identity.clone()).collect();
+    names.sort();
+    assert_eq!(names, ["alice", "bob"]);
+    let got: proto::ParticipantInfo = s
+        .proto(
+            "GetParticipant",
+            &admin("r"),
+            &proto::RoomParticipantIdentity { room: "r".into(), identity: "alice".into(), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.sid, me.sid);
+    let rooms: proto::ListRoomsResponse =
+        s.proto("ListRooms", &create_list(), &proto::ListRoomsRequest::default()).await.unwrap();
+    assert_eq!(rooms.rooms[0].num_participants, 2);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn pings_are_answered() {
+    let s = TestServer::spawn("").await;
+    let (mut c, _) = SignalClient::join(s.addr, &join_token("r", "alice")).await;
+    c.send(Req::PingReq(proto::Ping { timestamp: 12_345, rtt: 7 })).await;
+    let m = c.recv_until("pong_resp", |m| matches!(m, Signal::PongResp(_))).await;
+    let Signal::PongResp(p) = m else { unreachable!() };
+    assert_eq!(p.last_ping_timestamp, 12_345);
+    assert!(p.timestamp > 1_700_000_000_000);
+    c.send(Req::Ping(1)).await;
+    let m = c.recv_until("pong", |m| matches!(m, Signal::Pong(_))).await;
+    assert!(matches!(m, Signal::Pong(t) if t > 1_700_000_000_000));
+    // Garbage and unknown requests are ignored; the session keeps serving.
+    c.send_raw(vec![0xff, 0xff, 0xff]).await;
+    c.send_raw(b"\x0a\x10ab".to_vec()).await;
+    c.send(Req::Simulate(proto::SimulateScenario::default())).await;
+    c.send(Req::PingReq(proto::Ping { timestamp: 99, rtt: 0 })).await;
+    let m = c.recv_until("pong_resp after garbage", |m| matches!(m, Signal::PongResp(_))).await;
+    assert!(matches!(m, Signal::PongResp(p) if p.last_ping_timestamp == 99));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn leaving_and_losing_the_socket_are_seen_by_others() {
+    let s = TestServer::spawn("").await;
+    let (mut obs, _) = SignalClient::join(s.addr, &join_token("r", "observer")).await;
+    let (mut a, _) = SignalClient::join(s.addr, &join_token("r", "a")).await;
+    let (b, _) = SignalClient::join(s.addr, &join_token("r", "b")).await;
+    a.send(Req::Leave(proto::LeaveRequest { reason: DisconnectReason::ClientInitiated as i32, ..Default::default() }))
+        .await;
+    let m =
+        obs.recv_until("a left", |m| update_about(m, "a").is_some_and(|p| p.state == State::Disconnected as i32)).await;
+    assert_eq!(update_about(&m, "a").unwrap().disconnect_reason, DisconnectReason::ClientInitiated as i32);
+    b.drop_connection().await;
+    let m =
+        obs.recv_until("b lost", |m| update_about(m, "b").is_some_and(|p| p.state == State::Disconnected as i32)).await;
+    assert_eq!(update_about(&m, "b").unwrap().disconnect_reason, DisconnectReason::SignalClose as i32);
+    let list: proto::ListParticipantsResponse =
+        s.proto("ListParticipants", &admin("r"), &proto::ListParticipantsRequest { room: "r".into() }).await.unwrap();
+    assert_eq!(list.participants.iter().map(|p| p.identity.as_str()).collect::<Vec<_>>(), ["observer"]);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn versions_seen_by_an_observer_only_grow() {
+    let s = TestServer::spawn("").await;
+    let (mut obs, _) = SignalClient::join(s.addr, &join_token("r", "observer")).await;
+    let (mut a, _) = SignalClient::join(s.addr, &join_token("r", "a")).await;
+    a.send(Req::Leave(proto::LeaveRequest::default())).await;
+    obs.recv_until("a left", |m| update_about(m, "a").is_some_and(|p| p.state == State::Disconnected as i32)).await;
+    let versions: Vec<u32> = obs.seen.iter().filter_map(|m| update_about(m, "a")).map(|p| p.version).collect();
+    assert!(versions.len() >= 2, "{versions:?}");
+    assert!(versions.windows(2).all(|w| w[0] < w[1]), "versions must strictly increase: {versions:?}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn remove_participant_tells_the_target_and_everyone_else() {
+    let s = TestServer::spawn("").await;
+    let (mut obs, _) = SignalClient::join(s.addr, &join_token("r", "observer")).await;
+    let (mut target, _) = SignalClient::join(s.addr, &join_token("r", "target")).await;
+    let who = proto::RoomParticipantIdentity { room: "r".into(), identity: "target".into(), ..Default::default() };
+    let _: proto::RemoveParticipantResponse = s.proto("RemoveParticipant", &admin("r"), &who).await.unwrap();
+    target.recv_until("removed", is_leave(DisconnectReason::ParticipantRemoved)).await;
+    assert!(target.recv().await.is_none(), "the socket closes after the leave");
+    let m = obs
+        .recv_until("target gone", |m| update_about(m, "target").is_some_and(|p| p.state == State::Disconnected as i32))
+        .await;
+    assert_eq!(update_about(&m, "target").unwrap().disconnect_reason, DisconnectReason::ParticipantRemoved as i32);
+    let again =
+        s.proto::<_, proto::RemoveParticipantResponse>("RemoveParticipant", &admin("r"), &who).await.unwrap_err();
+    again.assert_twirp(404, "not_found", "twirp error unknown: participant does not exist");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn room_metadata_and_deletion_reach_every_session() {
+    let s = TestServer::spawn("").await;
+    let (mut a, _) = SignalClient::join(s.addr, &join_token("r", "a")).await;
+    let (mut b, _) = SignalClient::join(s.addr, &join_token("r", "b")).await;
+    let _: proto::Room = s
+        .proto(
+            "UpdateRoomMetadata",
+            &admin("r"),
+            &proto::UpdateRoomMetadataRequest { room: "r".into(), metadata: "m2".into() },
+        )
+        .await
+        .unwrap();
+    for c in [&mut a, &mut b] {
+        let m = c.recv_until("room update", |m| matches!(m, Signal::RoomUpdate(_))).await;
+        assert!(matches!(&m, Signal::RoomUpdate(u) if u.room.as_ref().unwrap().metadata == "m2"));
+    }
+    let _: proto::DeleteRoomResponse =
+        s.proto("DeleteRoom", &create_list(), &proto::DeleteRoomRequest { room: "r".into() }).await.unwrap();
+    for c in [&mut a, &mut b] {
+        c.recv_until("room deleted", is_leave(DisconnectReason::RoomDeleted)).await;
+        assert!(c.recv().await.is_none());
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_second_session_with_the_same_identity_replaces_the_first() {
+    let s = TestServer::spawn("").await;
+    let (mut first, j1) = SignalClient::join(s.addr, &join_token("r", "alice")).await;
+    let (_second, j2) = SignalClient::join(s.addr, &join_token("r", "alice")).await;
+    assert_ne!(j1.participant.unwrap().sid, j2.participant.clone().unwrap().sid);
+    first.recv_until("duplicate", is_leave(DisconnectReason::DuplicateIdentity)).await;
+    assert!(first.recv().await.is_none());
+    let got: proto::ParticipantInfo = s
+        .proto(
+            "GetParticipant",
+            &admin("r"),
+            &proto::RoomParticipantIdentity { room: "r".into(), identity: "alice".into(), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.sid, j2.participant.unwrap().sid, "the old session's cleanup must not remove the new one");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn joins_are_validated_before_the_upgrade() {
+    let s = TestServer::spawn("room:\n  auto_create: false\n").await;
+    let refused = |token: &str| {
+        let addr = s.addr;
+        let token = token.to_string();
+        async move { SignalClient::connect(addr, &token, "").await.err().expect("refused") }
+    };
+    let r = refused("").await;
+    assert_eq!((r.status, r.body.as_str()), (401, "no permissions to access the room"));
+    let r = refused("garbage").await;
+    assert_eq!((r.status, r.body.as_str()), (401, "invalid authorization token"));
+    let no_join = common::token(VideoGrant { room: "r".into(), ..Default::default() });
+    let r = refused(&no_join).await;
+    assert_eq!((r.status, r.body.as_str()), (401, "permissions denied"));
+    let r = refused(&join_token("", "alice")).await;
+    assert_eq!((r.status, r.body.as_str()), (400, "no room name"));
+    let r = refused(&join_token("missing", "alice")).await;
+    assert_eq!((r.status, r.body.as_str()), (404, "requested room does not exist"));
+
+    // /rtc/validate gives the same verdicts as plain HTTP, with CORS for browsers.
+    let validate = |token: String| {
+        let http = s.http.clone();
+        let url = format!("{}/rtc/validate?access_token={token}", s.url());
+        async move { common::Reply::from(http.get(url).send().await.unwrap()).await }
+    };
+    let r = validate(join_token("missing", "alice")).await;
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (404, "requested room does not exist"));
+    assert_eq!(r.headers["access-control-allow-origin"], "*");
+    // roomCreate may create a room even with auto_create off.
+    let creator = join_token_with("new", "alice", VideoGrant { room_create: true, ..Default::default() });
+    let r = validate(creator.clone()).await;
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "success"));
+    let (_c, j) = SignalClient::join(s.addr, &creator).await;
+    assert_eq!(j.room.unwrap().name, "new");
+
+    // v1 is not served: a 404 without "requested room does not exist" makes clients use v0.
+    let r = common::Reply::from(s.http.get(format!("{}/rtc/v1/validate", s.url())).send().await.unwrap()).await;
+    assert_eq!(r.status, 404);
+    assert!(!r.text().contains("requested room does not exist"));
+    // A plain GET on /rtc (no upgrade) is a bare 404.
+    let r = common::Reply::from(s.http.get(format!("{}/rtc", s.url())).send().await.unwrap()).await;
+    assert_eq!(r.status, 404);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_room_refuses_and_a_resume_is_sent_back_to_rejoin() {
+    let s = TestServer::spawn("").await;
+    let _: proto::Room = s
+        .proto(
+            "CreateRoom",
+            &create_list(),
+            &proto::CreateRoomRequest { name: "r".into(), max_participants: 1, ..Default::default() },
+        )
+        .await
+        .unwrap();
+    let (_a, _) = SignalClient::join(s.addr, &join_token("r", "a")).await;
+    let r = SignalClient::connect(s.addr, &join_token("r", "b"), "").await.err().expect("room is full");
+    assert_eq!((r.status, r.body.as_str()), (503, "room is full"));
+
+    let mut resumed =
+        SignalClient::connect(s.addr, &join_token("r", "a"), "&reconnect=1&sid=PA_unknown").await.expect("upgraded");
+    let m = resumed.recv().await.expect("a leave");
+    assert!(
+        matches!(&m, Signal::Leave(l) if l.reason == DisconnectReason::StateMismatch as i32
+            && l.action == proto::leave_request::Action::Reconnect as i32),
+        "{m:?}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_stalled_client_is_dropped_and_the_room_keeps_serving_everyone_else() {
+    let s = TestServer::spawn("").await;
+    let (mut reader, _) = SignalClient::join(s.addr, &join_token("r", "reader")).await;
+    let (stalled, _) = SignalClient::join(s.addr, &join_token("r", "stalled")).await; // never reads again
+    let metadata = "x".repeat(32 * 1024);
+    let sender = {
+        let s_url = s.url();
+        let http = s.http.clone();
+        let metadata = metadata.clone();
+        tokio::spawn(async move {
+            // ~48 MB of RoomUpdates: more than the socket buffers and the 1024-frame queue hold.
+            for i in 0..1500 {
+                let body = format!(r#"{{"room":"r","metadata":"{i}{metadata}"}}"#);
+                let resp = http
+                    .post(format!("{s_url}/twirp/livekit.RoomService/UpdateRoomMetadata"))
+                    .header("content-type", "application/json")
+                    .bearer_auth(admin("r"))
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200);
+            }
+        })
+    };
+    // The reader keeps up and sees the stalled participant dropped.
+    let m = reader
+        .recv_until("stalled dropped", |m| {
+            update_about(m, "stalled").is_some_and(|p| p.state == State::Disconnected as i32)
+        })
+        .await;
+    assert!(update_about(&m, "stalled").is_some());
+    let mut room_updates = reader.seen.iter().filter(|m| matches!(m, Signal::RoomUpdate(_))).count();
+    sender.await.unwrap();
+    while room_updates < 1500 {
+        if matches!(reader.recv().await.expect("reader still served"), Signal::RoomUpdate(_)) {
+            room_updates += 1;
+        }
+    }
+    let list: proto::ListParticipantsResponse =
+        s.proto("ListParticipants", &admin("r"), &proto::ListParticipantsRequest { room: "r".into() }).await.unwrap();
+    assert_eq!(list.participants.iter().map(|p| p.identity.as_str()).collect::<Vec<_>>(), ["reader"]);
+    drop(stalled);
+    s.stop().await;
+}
