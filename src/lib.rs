@@ -8,9 +8,12 @@
 //!              server.rs ── binds listeners, runs http::service until shutdown
 //!              http.rs   ── the axum service: panic guard, trace, CORS, body limit, auth, routes
 //!                  │
-//!               twirp/   ── RoomService over Twirp: routing, codec, errors, the 14 handlers
+//!     twirp/ ── RoomService over Twirp        signal/ ── the /rtc WebSocket: validation,
+//!               (routing, codec, errors,                 join, the per-session socket loop
+//!                the 14 handlers)
 //!                  │
-//!               rooms/   ── the domain: registry of rooms, room state, limits
+//!               rooms/   ── the domain: registry of rooms, room state, membership
+//!                           (who is in a room, who is told what), limits
 //!                  │
 //!     auth/ (tokens, grants)   config/ (LiveKit YAML)   ids.rs   clock.rs   proto (generated)
 //! ```
@@ -19,8 +22,10 @@
 //!
 //! Arrows point down only. `rooms` knows nothing of HTTP, Twirp or sockets: its methods are
 //! synchronous, take `now`, and return plain values or a [`rooms::RoomError`]. Protocol layers
-//! (`twirp`, and next `signal`) decode, check grants with [`auth::grants`], call the registry
-//! once, and encode. Errors become Twirp responses in exactly one place, [`twirp::error`].
+//! (`twirp`, `signal`) decode, check grants with [`auth::grants`], call the registry once, and
+//! encode. The room pushes encoded frames into each session's bounded queue while it holds its
+//! lock, so every session sees changes in the room's order; socket I/O happens outside it.
+//! Errors become Twirp responses in exactly one place, [`twirp::error`].
 //!
 //! # Concurrency
 //!
