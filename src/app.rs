@@ -2,7 +2,12 @@
 
 use std::sync::Arc;
 
-use crate::{auth::TokenVerifier, clock::SharedClock, config::Config, rooms::Registry};
+use crate::{
+    auth::{TokenVerifier, mint::KeyRefresher},
+    clock::SharedClock,
+    config::Config,
+    rooms::Registry,
+};
 
 /// Everything a handler may need. Built once at startup; cheap to share behind an `Arc`.
 pub struct AppState {
@@ -19,7 +24,8 @@ pub struct AppState {
 impl AppState {
     /// State for `config`, reading time from `clock`.
     pub fn new(config: Config, clock: SharedClock) -> Self {
-        let registry = crate::rooms::Registry::new(config.room.clone(), Arc::clone(&clock));
+        let refresher = Arc::new(KeyRefresher::new(&config.keys, Arc::clone(&clock)));
+        let registry = crate::rooms::Registry::new(config.room.clone(), Arc::clone(&clock), refresher);
         let verifier = Arc::new(TokenVerifier::new(config.keys.clone()));
         Self { config: Arc::new(config), registry, verifier, clock }
     }

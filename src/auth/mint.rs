@@ -51,3 +51,80 @@ impl TokenMinter {
         Self::sign(&claims, secret)
     }
 }
+
+/// Mints participants' refresh tokens with the first configured key (LiveKit picks one of the
+/// configured pairs too). The token carries the participant's current name, metadata,
+/// attributes, kind and permission; it lives as long as the original token, and at least
+/// ten minutes.
+pub struct KeyRefresher {
+    key: Option<(String, String)>,
+    clock: crate::clock::SharedClock,
+}
+
+impl KeyRefresher {
+    /// A refresher signing with the first of `keys`.
+    pub fn new(keys: &crate::config::Keys, clock: crate::clock::SharedClock) -> Self {
+        let key = keys.iter().next().map(|(k, s)| (k.to_string(), s.to_string()));
+        Self { key, clock }
+    }
+}
+
+/// Lower-case source names, as tokens carry them.
+fn source_name(source: i32) -> Option<&'static str> {
+    use crate::proto::TrackSource;
+    match TrackSource::try_from(source).ok()? {
+        TrackSource::Camera => Some("camera"),
+        TrackSource::Microphone => Some("microphone"),
+        TrackSource::ScreenShare => Some("screen_share"),
+        TrackSource::ScreenShareAudio => Some("screen_share_audio"),
+        TrackSource::Unknown => None,
+    }
+}
+
+impl crate::rooms::participant::TokenRefresher for KeyRefresher {
+    fn refresh(&self, room: &str, info: &crate::proto::ParticipantInfo, original_expiry: i64) -> Option<String> {
+        let (api_key, secret) = self.key.as_ref()?;
+        let now = self.clock.now_secs();
+        let p = info.permission.clone().unwrap_or_default();
+        let kind = crate::proto::participant_info::Kind::try_from(info.kind)
+            .map(|k| k.as_str_name().to_ascii_lowercase())
+            .unwrap_or_default();
+        let claims = RawClaims {
+            iss: Some(api_key.clone()),
+            sub: Some(info.identity.clone()),
+            exp: Some(now + (original_expiry - now).max(600)),
+            nbf: Some(now),
+            iat: Some(now),
+            name: Some(info.name.clone()).filter(|s| !s.is_empty()),
+            kind: Some(kind).filter(|s| !s.is_empty() && s != "standard"),
+            metadata: Some(info.metadata.clone()).filter(|s| !s.is_empty()),
+            attributes: Some(info.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .filter(|a: &std::collections::BTreeMap<String, String>| !a.is_empty()),
+            video: Some(VideoGrant {
+                room_join: true,
+                room: room.to_string(),
+                can_publish: Some(p.can_publish),
+                can_subscribe: Some(p.can_subscribe),
+                can_publish_data: Some(p.can_publish_data),
+                can_publish_sources: p
+                    .can_publish_sources
+                    .iter()
+                    .filter_map(|s| source_name(*s))
+                    .map(String::from)
+                    .collect(),
+                can_update_own_metadata: Some(p.can_update_metadata),
+                hidden: p.hidden,
+                can_subscribe_metrics: Some(p.can_subscribe_metrics),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        Self::sign_raw(&claims, secret)
+    }
+}
+
+impl KeyRefresher {
+    fn sign_raw(claims: &RawClaims, secret: &str) -> Option<String> {
+        TokenMinter::sign(claims, secret).map_err(|e| tracing::error!(error = %e, "refresh token signing failed")).ok()
+    }
+}

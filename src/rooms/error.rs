@@ -9,6 +9,9 @@ pub enum RoomError {
     /// No participant with that identity in the room.
     #[error("participant does not exist")]
     ParticipantNotFound,
+    /// Unmuting by API while `room.enable_remote_unmute` is off.
+    #[error("remote unmute not enabled")]
+    RemoteUnmuteDisabled,
     /// `max_participants` reached.
     #[error("room is full")]
     RoomFull,

@@ -42,6 +42,13 @@ pub fn leave_frame(reason: DisconnectReason) -> Bytes {
     }))
 }
 
+fn identity_str(
+    participants: &std::collections::BTreeMap<crate::ids::ParticipantIdentity, Participant>,
+    sid: &ParticipantSid,
+) -> String {
+    participants.values().find(|p| &p.sid == sid).map(|p| p.spec.identity.to_string()).unwrap_or_default()
+}
+
 fn update_frame(info: proto::ParticipantInfo) -> Bytes {
     encode_signal(Signal::Update(proto::ParticipantUpdate { participants: vec![info] }))
 }
@@ -100,8 +107,10 @@ impl Room {
         let hidden = p.hidden();
         self.participants.insert(identity, p);
         self.refresh();
-        // Everyone, the newcomer included, learns of the JOINED state.
+        // Everyone, the newcomer included, learns of the JOINED state; then its first refresh
+        // token (LiveKit sends one right after the join).
         self.broadcast(&sid, info, hidden, true);
+        self.send_refresh_token(identity_str(&self.participants, &sid).as_str());
         Ok(sid)
     }
 
@@ -186,7 +195,13 @@ impl Room {
 
     /// Tells participants about `info` (the participant `about`). Hidden participants are
     /// seen by nobody else; `include_self` decides whether `about` hears of its own change.
-    fn broadcast(&mut self, about: &ParticipantSid, info: proto::ParticipantInfo, hidden: bool, include_self: bool) {
+    pub(super) fn broadcast(
+        &mut self,
+        about: &ParticipantSid,
+        info: proto::ParticipantInfo,
+        hidden: bool,
+        include_self: bool,
+    ) {
         let frame = update_frame(info);
         let stalled: Vec<_> = self
             .participants
@@ -228,7 +243,13 @@ mod tests {
             max_participants: 0,
             metadata: String::new(),
         };
-        Room::new(RoomName::new("r"), spec, 1_000, Instant::now())
+        Room::new(
+            RoomName::new("r"),
+            spec,
+            1_000,
+            Instant::now(),
+            std::sync::Arc::new(crate::rooms::participant::NoRefresh),
+        )
     }
 
     fn who(identity: &str) -> JoinSpec {

@@ -4,6 +4,7 @@
 //! own short synchronous lock; nothing awaits while a room is held. Methods on [`room::Room`]
 //! take `now` and change state; the registry decides which room to lock.
 
+mod changes;
 pub mod error;
 pub mod limits;
 pub mod membership;
@@ -11,6 +12,7 @@ pub mod participant;
 pub mod registry;
 pub mod room;
 
+pub use changes::ParticipantChange;
 pub use error::RoomError;
 pub use limits::LimitError;
 pub use participant::{Inbox, JoinSpec, Outbox};

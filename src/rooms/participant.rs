@@ -86,6 +86,26 @@ pub struct JoinSpec {
     pub protocol: i32,
     /// Region of this server, reported in the info.
     pub region: String,
+    /// Expiry of the token the session joined with (Unix seconds), for refresh tokens.
+    pub token_expires_at: i64,
+}
+
+/// Mints the `refresh_token` a participant gets at join and after each change of its claims.
+///
+/// A port: the domain says *when* and *for whom*; the auth layer knows keys and formats.
+pub trait TokenRefresher: Send + Sync + 'static {
+    /// A token for `info` in `room`, or `None` when none can be minted.
+    fn refresh(&self, room: &str, info: &proto::ParticipantInfo, original_expiry: i64) -> Option<String>;
+}
+
+/// Mints nothing (unit tests).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoRefresh;
+
+impl TokenRefresher for NoRefresh {
+    fn refresh(&self, _: &str, _: &proto::ParticipantInfo, _: i64) -> Option<String> {
+        None
+    }
 }
 
 /// A participant session as the room keeps it.
@@ -97,12 +117,25 @@ pub struct Participant {
     pub(super) joined_at_ms: i64,
     /// Grows with every change anyone is told about.
     pub(super) version: u32,
+    /// Published tracks, in publication order.
+    pub(super) tracks: Vec<proto::TrackInfo>,
+    /// Has published a track (and may still).
+    pub(super) is_publisher: bool,
     pub(super) outbox: Outbox,
 }
 
 impl Participant {
     pub(super) fn new(spec: JoinSpec, outbox: Outbox, now_ms: i64) -> Self {
-        Self { sid: ParticipantSid::generate(), spec, state: State::Joining, joined_at_ms: now_ms, version: 0, outbox }
+        Self {
+            sid: ParticipantSid::generate(),
+            spec,
+            state: State::Joining,
+            joined_at_ms: now_ms,
+            version: 0,
+            tracks: Vec::new(),
+            is_publisher: false,
+            outbox,
+        }
     }
 
     /// The session's sid.
@@ -147,6 +180,8 @@ impl Participant {
             region: s.region.clone(),
             kind: s.kind,
             attributes: s.attributes.clone(),
+            tracks: self.tracks.clone(),
+            is_publisher: self.is_publisher,
             ..Default::default()
         }
     }

@@ -18,7 +18,7 @@ use crate::{
     config::RoomConfig,
     ids::{ParticipantSid, RoomName},
     proto,
-    rooms::participant::{JoinSpec, Outbox},
+    rooms::participant::{JoinSpec, Outbox, TokenRefresher},
 };
 
 /// Defaults applied to new rooms (from `room.*`).
@@ -36,6 +36,7 @@ struct Inner {
     rooms: DashMap<RoomName, Arc<RoomSlot>>,
     clock: SharedClock,
     defaults: RoomDefaults,
+    refresher: Arc<dyn TokenRefresher>,
 }
 
 /// The room's snapshot, unless it was closed (and is about to leave the map).
@@ -82,8 +83,8 @@ pub struct CreateRequest {
 
 impl Registry {
     /// An empty registry.
-    pub fn new(defaults: RoomDefaults, clock: SharedClock) -> Self {
-        Self { inner: Arc::new(Inner { rooms: DashMap::new(), clock, defaults }) }
+    pub fn new(defaults: RoomDefaults, clock: SharedClock, refresher: Arc<dyn TokenRefresher>) -> Self {
+        Self { inner: Arc::new(Inner { rooms: DashMap::new(), clock, defaults, refresher }) }
     }
 
     fn slot(&self, name: &str) -> Option<Arc<RoomSlot>> {
@@ -124,7 +125,7 @@ impl Registry {
             max_participants: if req.max_participants == 0 { d.max_participants } else { req.max_participants },
             metadata: req.metadata,
         };
-        let room = Room::new(req.name, spec, self.inner.clock.now_ms(), now);
+        let room = Room::new(req.name, spec, self.inner.clock.now_ms(), now, Arc::clone(&self.inner.refresher));
         let snapshot = room.snapshot();
         tracing::info!(room = %snapshot.proto.name, sid = %snapshot.proto.sid, "room created");
         (Arc::new(RoomSlot { room: Mutex::new(room) }), snapshot)
@@ -222,6 +223,37 @@ impl Registry {
         }
     }
 
+    /// UpdateParticipant on a connected participant.
+    pub fn update_participant(
+        &self,
+        room: &str,
+        identity: &str,
+        change: crate::rooms::ParticipantChange,
+    ) -> Result<proto::ParticipantInfo, RoomError> {
+        let slot = self.slot(room).ok_or(RoomError::ParticipantNotFound)?;
+        slot.room.lock().update_participant(identity, change)
+    }
+
+    /// MutePublishedTrack; `remote_unmute` is `room.enable_remote_unmute`.
+    pub fn mute_track(
+        &self,
+        room: &str,
+        identity: &str,
+        track_sid: &str,
+        muted: bool,
+        remote_unmute: bool,
+    ) -> Result<Option<proto::TrackInfo>, RoomError> {
+        let slot = self.slot(room).ok_or(RoomError::RoomNotFound)?;
+        slot.room.lock().mute_track(identity, track_sid, muted, remote_unmute)
+    }
+
+    /// Runs `f` on a session's room under its lock (requests arriving on a session's socket).
+    pub fn with_room<T>(&self, room: &RoomName, f: impl FnOnce(&mut Room) -> T) -> Option<T> {
+        let slot = self.slot(room.as_str())?;
+        let mut locked = slot.room.lock();
+        Some(f(&mut locked))
+    }
+
     /// Whether a live room of that name exists.
     pub fn room_exists(&self, room: &str) -> bool {
         self.get_room(room).is_ok()
@@ -275,7 +307,11 @@ mod tests {
     use crate::clock::ManualClock;
 
     fn registry() -> Registry {
-        Registry::new(RoomDefaults::default(), Arc::new(ManualClock::new(1_700_000_000_000)))
+        Registry::new(
+            RoomDefaults::default(),
+            Arc::new(ManualClock::new(1_700_000_000_000)),
+            Arc::new(crate::rooms::participant::NoRefresh),
+        )
     }
 
     fn req(name: &str) -> CreateRequest {

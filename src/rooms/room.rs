@@ -6,7 +6,10 @@ use bytes::Bytes;
 use prost::Message as _;
 use tokio::time::Instant;
 
-use super::{membership::encode_signal, participant::Participant};
+use super::{
+    membership::encode_signal,
+    participant::{Participant, TokenRefresher},
+};
 use crate::{
     ids::{ParticipantIdentity, RoomName, RoomSid},
     proto,
@@ -75,11 +78,19 @@ pub struct Room {
     pub(super) participants: BTreeMap<ParticipantIdentity, Participant>,
     /// The current API view; rebuilt by every method that changes what it shows.
     pub(super) snapshot: Arc<RoomSnapshot>,
+    /// Mints refresh tokens for participants whose claims change.
+    pub(super) refresher: Arc<dyn TokenRefresher>,
+}
+
+impl std::fmt::Debug for dyn TokenRefresher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenRefresher")
+    }
 }
 
 impl Room {
     /// A new room created at wall time `now_ms` and monotonic time `now`.
-    pub fn new(name: RoomName, spec: RoomSpec, now_ms: i64, now: Instant) -> Self {
+    pub fn new(name: RoomName, spec: RoomSpec, now_ms: i64, now: Instant, refresher: Arc<dyn TokenRefresher>) -> Self {
         let mut room = Self {
             sid: RoomSid::generate(),
             name,
@@ -90,6 +101,7 @@ impl Room {
             closed: false,
             participants: BTreeMap::new(),
             snapshot: RoomSnapshot::new(proto::Room::default()),
+            refresher,
         };
         room.refresh();
         room
@@ -176,8 +188,8 @@ impl Room {
                 .collect(),
             metadata: self.spec.metadata.clone(),
             num_participants: self.participant_count(),
-            // Publishing arrives with tracks; until then nobody is a publisher.
-            num_publishers: 0,
+            num_publishers: u32::try_from(self.participants.values().filter(|p| p.is_publisher).count())
+                .unwrap_or(u32::MAX),
             active_recording: false,
             version: None,
         }
@@ -191,6 +203,7 @@ fn secs(d: Duration) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rooms::participant::NoRefresh;
 
     fn spec() -> RoomSpec {
         RoomSpec {
@@ -203,7 +216,7 @@ mod tests {
 
     #[test]
     fn proto_reports_what_was_created() {
-        let r = Room::new(RoomName::new("a"), spec(), 1_700_000_000_123, Instant::now());
+        let r = Room::new(RoomName::new("a"), spec(), 1_700_000_000_123, Instant::now(), Arc::new(NoRefresh));
         let p = r.snapshot().proto.clone();
         assert_eq!(p.name, "a");
         assert!(p.sid.starts_with("RM_"));
@@ -216,14 +229,14 @@ mod tests {
     #[test]
     fn empty_room_expires_after_empty_timeout() {
         let t0 = Instant::now();
-        let r = Room::new(RoomName::new("a"), spec(), 0, t0);
+        let r = Room::new(RoomName::new("a"), spec(), 0, t0, Arc::new(NoRefresh));
         assert!(!r.idle_expired(t0 + Duration::from_secs(299)));
         assert!(r.idle_expired(t0 + Duration::from_secs(300)));
     }
 
     #[test]
     fn snapshot_follows_changes_and_carries_its_encoding() {
-        let mut r = Room::new(RoomName::new("a"), spec(), 0, Instant::now());
+        let mut r = Room::new(RoomName::new("a"), spec(), 0, Instant::now(), Arc::new(NoRefresh));
         let before = r.snapshot();
         assert_eq!(proto::Room::decode(before.encoded.clone()).unwrap(), before.proto);
         assert!(r.set_metadata("new".into()));
@@ -238,7 +251,7 @@ mod tests {
 
     #[test]
     fn metadata_can_be_cleared() {
-        let mut r = Room::new(RoomName::new("a"), spec(), 0, Instant::now());
+        let mut r = Room::new(RoomName::new("a"), spec(), 0, Instant::now(), Arc::new(NoRefresh));
         assert!(r.set_metadata(String::new()));
         assert!(!r.set_metadata(String::new()));
         assert_eq!(r.snapshot().proto.metadata, "");

@@ -107,6 +107,7 @@ pub fn plan(app: &AppState, claims: Option<&Claims>, query: &HashMap<String, Str
             permission: video.to_permission(),
             protocol: query.get("protocol").and_then(|p| p.parse().ok()).unwrap_or(0),
             region: app.config.region.clone(),
+            token_expires_at: claims.expires_at,
         },
         create: app.config.room.auto_create || video.room_create,
         resume: flag("reconnect"),

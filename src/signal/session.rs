@@ -46,7 +46,7 @@ pub async fn run(socket: WebSocket, app: Arc<AppState>, room: RoomName, sid: Par
             msg = rx.next() => {
                 deadline = Instant::now() + ping_timeout;
                 match msg {
-                    Some(Ok(Message::Binary(data))) => match handle(&app, &data) {
+                    Some(Ok(Message::Binary(data))) => match handle(&app, &room, &sid, &data) {
                         Handled::Reply(frame) => {
                             if tx.send(Message::Binary(frame)).await.is_err() {
                                 break Some(DisconnectReason::SignalClose);
@@ -96,7 +96,7 @@ enum Handled {
 }
 
 /// One client request. Undecodable frames are logged and ignored: the session goes on.
-fn handle(app: &AppState, data: &[u8]) -> Handled {
+fn handle(app: &AppState, room: &RoomName, sid: &ParticipantSid, data: &[u8]) -> Handled {
     let request = match proto::SignalRequest::decode(data) {
         Ok(r) => r,
         Err(e) => {
@@ -111,6 +111,19 @@ fn handle(app: &AppState, data: &[u8]) -> Handled {
             reply(Signal::PongResp(proto::Pong { last_ping_timestamp: ping.timestamp, timestamp: app.clock.now_ms() }))
         }
         Some(Request::Leave(_)) => Handled::Leave,
+        // These change the room: the room answers through the session's queue, in order.
+        Some(Request::AddTrack(req)) => {
+            app.registry.with_room(room, |r| r.add_track(sid, req));
+            Handled::Nothing
+        }
+        Some(Request::Mute(req)) => {
+            app.registry.with_room(room, |r| r.client_mute(sid, &req.sid, req.muted));
+            Handled::Nothing
+        }
+        Some(Request::UpdateMetadata(req)) => {
+            app.registry.with_room(room, |r| r.update_own_metadata(sid, req, &app.config.limit));
+            Handled::Nothing
+        }
         Some(other) => {
             tracing::debug!(request = ?std::mem::discriminant(&other), "signal request not served yet; ignored");
             Handled::Nothing

@@ -20,7 +20,7 @@ use crate::{
     auth::{Claims, grants},
     ids::RoomName,
     proto,
-    rooms::{CreateRequest, RoomError},
+    rooms::{CreateRequest, ParticipantChange, RoomError},
 };
 
 /// Method names served, as they appear in the URL (each has a [`route`]; tests hold the two
@@ -165,9 +165,10 @@ impl Call<'_> {
     fn mute_published_track(&self, r: proto::MuteRoomTrackRequest) -> R<proto::MuteRoomTrackResponse> {
         record_participant(&r.room, &r.identity);
         grants::ensure_admin(self.claims, &r.room)?;
-        self.app.registry.get_room(&r.room)?;
-        self.app.registry.get_participant(&r.room, &r.identity)?;
-        Err(not_yet("MutePublishedTrack on a connected participant is not served by this build yet"))
+        let remote_unmute = self.app.config.room.enable_remote_unmute;
+        let track = self.app.registry.mute_track(&r.room, &r.identity, &r.track_sid, r.muted, remote_unmute)?;
+        // An unknown track is not an error in LiveKit: the answer carries `track: null`.
+        Ok(proto::MuteRoomTrackResponse { track })
     }
 
     fn update_participant(&self, r: proto::UpdateParticipantRequest) -> R<proto::ParticipantInfo> {
@@ -177,12 +178,13 @@ impl Call<'_> {
         self.limits().check_metadata(&r.metadata)?;
         self.limits().check_attributes(&r.attributes)?;
         grants::ensure_admin(self.claims, &r.room)?;
-        let info = self.app.registry.get_participant(&r.room, &r.identity)?;
-        // With nothing to change LiveKit answers the current info; changes are not built yet.
-        if r.name.is_empty() && r.metadata.is_empty() && r.attributes.is_empty() && r.permission.is_none() {
-            return Ok(info);
-        }
-        Err(not_yet("UpdateParticipant on a connected participant is not served by this build yet"))
+        let change = ParticipantChange {
+            name: r.name,
+            metadata: r.metadata,
+            attributes: r.attributes,
+            permission: r.permission,
+        };
+        Ok(self.app.registry.update_participant(&r.room, &r.identity, change)?)
     }
 
     fn update_subscriptions(&self, r: proto::UpdateSubscriptionsRequest) -> R<proto::UpdateSubscriptionsResponse> {

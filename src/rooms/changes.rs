@@ -1,0 +1,266 @@
+//! Changes to a connected participant: admin updates (name, metadata, attributes, permission),
+//! tracks (publish, mute), and the participant's own metadata requests.
+//!
+//! Same rules as [`super::membership`]: runs under the room lock, pushes encoded frames into
+//! bounded queues, one order for everyone. Every change bumps the participant's version, is
+//! broadcast at once to everyone including the participant (hidden ones: only to themselves),
+//! and gives the participant a fresh `refresh_token` when its claims changed.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use super::{RoomError, limits::LimitError, membership::encode_signal, participant::Participant, room::Room};
+use crate::{
+    config::LimitConfig,
+    ids::{ParticipantSid, random_id},
+    proto::{self, TrackSource, TrackType, request_response::Reason, signal_response::Message as Signal},
+};
+
+/// What UpdateParticipant asks for. Empty name/metadata and an empty attribute map mean
+/// "unchanged"; an empty attribute value deletes that key; a permission replaces the whole one.
+#[derive(Debug, Clone, Default)]
+pub struct ParticipantChange {
+    /// New display name, or empty.
+    pub name: String,
+    /// New metadata, or empty.
+    pub metadata: String,
+    /// Attributes to set (empty value = delete).
+    pub attributes: HashMap<String, String>,
+    /// Replacement permission.
+    pub permission: Option<proto::ParticipantPermission>,
+}
+
+/// A track sid: `TR_`, a type letter, a source letter, 12 random characters (LiveKit's shape).
+fn track_sid(kind: i32, source: i32) -> String {
+    let t = if kind == TrackType::Video as i32 { "V" } else { "A" };
+    let s = match TrackSource::try_from(source) {
+        Ok(TrackSource::Camera) => "C",
+        Ok(TrackSource::Microphone) => "M",
+        Ok(TrackSource::ScreenShare) => "S",
+        Ok(TrackSource::ScreenShareAudio) => "s",
+        _ => "",
+    };
+    random_id(&format!("TR_{t}{s}"))
+}
+
+fn source_allowed(p: &proto::ParticipantPermission, source: i32) -> bool {
+    p.can_publish && (p.can_publish_sources.is_empty() || p.can_publish_sources.contains(&source))
+}
+
+impl Room {
+    /// UpdateParticipant: applies name, metadata and attributes (one broadcast), then a new
+    /// permission (revoking publish unpublishes the tracks it no longer allows; a second
+    /// broadcast). Returns the participant's info afterwards.
+    pub fn update_participant(
+        &mut self,
+        identity: &str,
+        change: ParticipantChange,
+    ) -> Result<proto::ParticipantInfo, RoomError> {
+        let p = self.participants.get_mut(identity).ok_or(RoomError::ParticipantNotFound)?;
+        let s = &mut p.spec;
+        let mut changed = false;
+        if !change.name.is_empty() && change.name != s.name {
+            s.name = change.name;
+            changed = true;
+        }
+        if !change.metadata.is_empty() && change.metadata != s.metadata {
+            s.metadata = change.metadata;
+            changed = true;
+        }
+        if !change.attributes.is_empty() {
+            // LiveKit counts an attribute update as a change even when values are equal.
+            for (k, v) in change.attributes {
+                if v.is_empty() {
+                    s.attributes.remove(&k);
+                } else {
+                    s.attributes.insert(k, v);
+                }
+            }
+            changed = true;
+        }
+        if changed {
+            self.announce(identity, true);
+        }
+        if let Some(permission) = change.permission {
+            self.set_permission(identity, permission);
+        }
+        self.participant_info(identity)
+    }
+
+    fn set_permission(&mut self, identity: &str, permission: proto::ParticipantPermission) {
+        let Some(p) = self.participants.get_mut(identity) else { return };
+        if p.spec.permission == permission {
+            return;
+        }
+        p.spec.permission = permission;
+        let (revoked, kept): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut p.tracks).into_iter().partition(|t| !source_allowed(&p.spec.permission, t.source));
+        p.tracks = kept;
+        for track in &revoked {
+            // Clients before protocol 7 only understand being muted.
+            let frame = if p.spec.protocol > 6 {
+                encode_signal(Signal::TrackUnpublished(proto::TrackUnpublishedResponse {
+                    track_sid: track.sid.clone(),
+                }))
+            } else {
+                encode_signal(Signal::Mute(proto::MuteTrackRequest { sid: track.sid.clone(), muted: true }))
+            };
+            let _ = p.outbox.push(frame);
+        }
+        p.is_publisher = p.spec.permission.can_publish && p.is_publisher;
+        self.refresh();
+        self.announce(identity, true);
+    }
+
+    /// MutePublishedTrack: tells the owner first (even for an unknown track, as LiveKit), then
+    /// records the state and broadcasts it if it changed. Returns the track, if it exists.
+    pub fn mute_track(
+        &mut self,
+        identity: &str,
+        track_sid: &str,
+        muted: bool,
+        remote_unmute: bool,
+    ) -> Result<Option<proto::TrackInfo>, RoomError> {
+        if !muted && !remote_unmute {
+            return Err(RoomError::RemoteUnmuteDisabled);
+        }
+        let p = self.participants.get_mut(identity).ok_or(RoomError::ParticipantNotFound)?;
+        let _ =
+            p.outbox.push(encode_signal(Signal::Mute(proto::MuteTrackRequest { sid: track_sid.to_string(), muted })));
+        let Some(track) = p.tracks.iter_mut().find(|t| t.sid == track_sid) else { return Ok(None) };
+        let changed = track.muted != muted;
+        track.muted = muted;
+        let track = track.clone();
+        if changed {
+            self.announce(identity, false);
+        }
+        Ok(Some(track))
+    }
+
+    /// A client's AddTrackRequest: the track counts as published at once. (With the media
+    /// plane it will be published when its media section is negotiated.)
+    pub fn add_track(&mut self, sid: &ParticipantSid, req: proto::AddTrackRequest) {
+        let Some(identity) = self.identity_of(sid) else { return };
+        let Some(p) = self.participants.get_mut(identity.as_str()) else { return };
+        if !source_allowed(&p.spec.permission, req.source) {
+            let frame = request_response(0, Reason::NotAllowed, "publishing this source is not allowed");
+            let _ = p.outbox.push(frame);
+            return;
+        }
+        let track = proto::TrackInfo {
+            sid: track_sid(req.r#type, req.source),
+            r#type: req.r#type,
+            name: req.name,
+            muted: req.muted,
+            width: req.width,
+            height: req.height,
+            source: req.source,
+            disable_red: req.disable_red,
+            encryption: req.encryption,
+            stream: req.stream,
+            backup_codec_policy: req.backup_codec_policy,
+            audio_features: req.audio_features,
+            ..Default::default()
+        };
+        let published = proto::TrackPublishedResponse { cid: req.cid, track: Some(track.clone()) };
+        let _ = p.outbox.push(encode_signal(Signal::TrackPublished(published)));
+        p.tracks.push(track);
+        p.is_publisher = true;
+        self.refresh();
+        self.announce(&identity, false);
+    }
+
+    /// A client's MuteTrackRequest for its own track.
+    pub fn client_mute(&mut self, sid: &ParticipantSid, track_sid: &str, muted: bool) {
+        let Some(identity) = self.identity_of(sid) else { return };
+        let Some(p) = self.participants.get_mut(identity.as_str()) else { return };
+        let Some(track) = p.tracks.iter_mut().find(|t| t.sid == track_sid) else {
+            let _ = p.outbox.push(request_response(0, Reason::NotFound, "track not found"));
+            return;
+        };
+        if track.muted != muted {
+            track.muted = muted;
+            self.announce(&identity, false);
+        }
+    }
+
+    /// A client's UpdateParticipantMetadata: needs `can_update_metadata`, obeys the limits.
+    pub fn update_own_metadata(
+        &mut self,
+        sid: &ParticipantSid,
+        req: proto::UpdateParticipantMetadata,
+        limits: &LimitConfig,
+    ) {
+        let Some(identity) = self.identity_of(sid) else { return };
+        let Some(p) = self.participants.get_mut(identity.as_str()) else { return };
+        let refusal = if !p.spec.permission.can_update_metadata {
+            Some((Reason::NotAllowed, "does not have permission to update own metadata".to_string()))
+        } else {
+            limits
+                .check_name(&req.name)
+                .and_then(|()| limits.check_metadata(&req.metadata))
+                .and_then(|()| limits.check_attributes(&req.attributes))
+                .err()
+                .map(|e: LimitError| (Reason::LimitExceeded, e.to_string()))
+        };
+        if let Some((reason, message)) = refusal {
+            let _ = p.outbox.push(request_response(req.request_id, reason, &message));
+            return;
+        }
+        let protocol = p.spec.protocol;
+        let request_id = req.request_id;
+        let change =
+            ParticipantChange { name: req.name, metadata: req.metadata, attributes: req.attributes, permission: None };
+        let _ = self.update_participant(&identity, change);
+        // Protocol 15 and later also get an OK, which the JS SDK's promise waits for.
+        if protocol >= 15
+            && let Some(p) = self.participants.get(identity.as_str())
+        {
+            let _ = p.outbox.push(request_response(request_id, Reason::Ok, ""));
+        }
+    }
+
+    fn identity_of(&self, sid: &ParticipantSid) -> Option<String> {
+        self.participants.values().find(|p| &p.sid == sid).map(|p| p.spec.identity.to_string())
+    }
+
+    /// Bumps the version, broadcasts the participant's info to everyone (itself included),
+    /// and, when its claims changed, sends it a fresh refresh token.
+    fn announce(&mut self, identity: &str, claims_changed: bool) {
+        let Some(p) = self.participants.get_mut(identity) else { return };
+        p.bump();
+        let info = p.to_proto();
+        let (sid, hidden) = (p.sid.clone(), p.hidden());
+        // The update first, then the token, as LiveKit orders them.
+        self.broadcast(&sid, info, hidden, true);
+        if claims_changed {
+            self.send_refresh_token(identity);
+        }
+    }
+
+    /// Queues a refresh token for the participant (at join and after claim changes).
+    pub(super) fn send_refresh_token(&mut self, identity: &str) {
+        let Some(p) = self.participants.get(identity) else { return };
+        if let Some(token) = self.refresher.refresh(self.name.as_str(), &p.to_proto(), p.spec.token_expires_at) {
+            let _ = p.outbox.push(encode_signal(Signal::RefreshToken(token)));
+        }
+    }
+}
+
+fn request_response(request_id: u32, reason: Reason, message: &str) -> Bytes {
+    encode_signal(Signal::RequestResponse(proto::RequestResponse {
+        request_id,
+        reason: reason as i32,
+        message: message.to_string(),
+        request: None,
+    }))
+}
+
+/// Helper for tests elsewhere: a participant's tracks.
+impl Participant {
+    /// Published tracks.
+    pub fn tracks(&self) -> &[proto::TrackInfo] {
+        &self.tracks
+    }
+}

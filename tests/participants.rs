@@ -1,0 +1,210 @@
+//! Participant management on connected sessions: UpdateParticipant, MutePublishedTrack and the
+//! client's own requests, checked from the RPC answer *and* from what every session received.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+mod common;
+
+use common::{
+    TestServer, admin, join_token, join_token_with,
+    signal::{SignalClient, update_about},
+};
+use usher::{
+    auth::{TokenVerifier, VideoGrant},
+    clock::Clock as _,
+    config::Keys,
+    proto::{
+        self, TrackSource, TrackType, request_response::Reason, signal_request::Message as Req,
+        signal_response::Message as Signal,
+    },
+};
+
+fn change(identity: &str) -> proto::UpdateParticipantRequest {
+    proto::UpdateParticipantRequest { room: "r".into(), identity: identity.into(), ..Default::default() }
+}
+
+async fn publish(c: &mut SignalClient, cid: &str, kind: TrackType, source: TrackSource) -> proto::TrackInfo {
+    c.send(Req::AddTrack(proto::AddTrackRequest {
+        cid: cid.into(),
+        name: cid.into(),
+        r#type: kind as i32,
+        source: source as i32,
+        ..Default::default()
+    }))
+    .await;
+    let m = c.recv_until("track published", |m| matches!(m, Signal::TrackPublished(t) if t.cid == cid)).await;
+    let Signal::TrackPublished(t) = m else { unreachable!() };
+    t.track.unwrap()
+}
+
+#[tokio::test]
+async fn metadata_name_and_attributes_reach_everyone_with_a_refresh_token() {
+    let s = TestServer::spawn("").await;
+    let (mut obs, _) = SignalClient::join(s.addr, &join_token("r", "observer")).await;
+    let (mut t, j) = SignalClient::join(s.addr, &join_token("r", "target")).await;
+    let v0 = j.participant.unwrap().version;
+    let mut req = change("target");
+    req.name = "New Name".into();
+    req.metadata = "{\"hand\":true}".into();
+    req.attributes = [("role".to_string(), "speaker".to_string()), ("gone".to_string(), String::new())].into();
+    let info: proto::ParticipantInfo = s.proto("UpdateParticipant", &admin("r"), &req).await.unwrap();
+    assert_eq!((info.name.as_str(), info.metadata.as_str()), ("New Name", "{\"hand\":true}"));
+    assert_eq!(info.attributes.get("role").map(String::as_str), Some("speaker"));
+    assert!(!info.attributes.contains_key("gone"));
+    assert!(info.version > v0);
+
+    for c in [&mut obs, &mut t] {
+        let m = c
+            .recv_until("update", |m| update_about(m, "target").is_some_and(|p| p.metadata == "{\"hand\":true}"))
+            .await;
+        assert_eq!(update_about(&m, "target").unwrap().name, "New Name");
+    }
+    let m = t.recv_until("refresh token", |m| matches!(m, Signal::RefreshToken(_))).await;
+    let Signal::RefreshToken(token) = m else { unreachable!() };
+    let keys = Keys::new([(common::KEY.to_string(), common::SECRET.to_string())]);
+    let verifier = TokenVerifier::new(keys);
+    let claims = verifier.verify(&token, usher::clock::SystemClock.now_secs()).unwrap();
+    assert_eq!((claims.identity.as_str(), claims.name.as_str()), ("target", "New Name"));
+    assert_eq!(claims.metadata, "{\"hand\":true}");
+    assert_eq!(claims.video().room, "r");
+    assert!(claims.video().room_join);
+    // The observer only ever gets its own tokens.
+    for m in &obs.seen {
+        if let Signal::RefreshToken(tok) = m {
+            let c = verifier.verify(tok, usher::clock::SystemClock.now_secs()).unwrap();
+            assert_eq!(c.identity, "observer");
+        }
+    }
+
+    // Empty name/metadata mean "unchanged" (they cannot be cleared this way, as in LiveKit).
+    let info: proto::ParticipantInfo = s.proto("UpdateParticipant", &admin("r"), &change("target")).await.unwrap();
+    assert_eq!(info.metadata, "{\"hand\":true}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn revoking_publish_unpublishes_tracks() {
+    let s = TestServer::spawn("").await;
+    let (mut obs, _) = SignalClient::join(s.addr, &join_token("r", "observer")).await;
+    let (mut t, _) = SignalClient::join(s.addr, &join_token("r", "speaker")).await;
+    let mic = publish(&mut t, "mic", TrackType::Audio, TrackSource::Microphone).await;
+    let cam = publish(&mut t, "cam", TrackType::Video, TrackSource::Camera).await;
+    assert!(mic.sid.starts_with("TR_AM") && cam.sid.starts_with("TR_VC"), "{} {}", mic.sid, cam.sid);
+    obs.recv_until("two tracks", |m| update_about(m, "speaker").is_some_and(|p| p.tracks.len() == 2)).await;
+
+    // Narrow to camera only: the microphone goes.
+    let mut req = change("speaker");
+    req.permission = Some(proto::ParticipantPermission {
+        can_publish: true,
+        can_subscribe: true,
+        can_publish_sources: vec![TrackSource::Camera as i32],
+        ..Default::default()
+    });
+    let info: proto::ParticipantInfo = s.proto("UpdateParticipant", &admin("r"), &req).await.unwrap();
+    assert_eq!(info.tracks.iter().map(|t| t.sid.as_str()).collect::<Vec<_>>(), [cam.sid.as_str()]);
+    let m = t.recv_until("mic unpublished", |m| matches!(m, Signal::TrackUnpublished(_))).await;
+    assert!(matches!(m, Signal::TrackUnpublished(u) if u.track_sid == mic.sid));
+    obs.recv_until("one track left", |m| update_about(m, "speaker").is_some_and(|p| p.tracks.len() == 1)).await;
+
+    // Back to the audience: everything goes, and the permission is replaced as a whole.
+    let mut req = change("speaker");
+    req.permission = Some(proto::ParticipantPermission { can_subscribe: true, ..Default::default() });
+    let info: proto::ParticipantInfo = s.proto("UpdateParticipant", &admin("r"), &req).await.unwrap();
+    assert!(info.tracks.is_empty());
+    let perm = info.permission.unwrap();
+    assert!(!perm.can_publish && !perm.can_publish_data && perm.can_subscribe);
+    let m = t.recv_until("cam unpublished", |m| matches!(m, Signal::TrackUnpublished(_))).await;
+    assert!(matches!(m, Signal::TrackUnpublished(u) if u.track_sid == cam.sid));
+    let m = obs.recv_until("no tracks", |m| update_about(m, "speaker").is_some_and(|p| p.tracks.is_empty())).await;
+    assert!(!update_about(&m, "speaker").unwrap().permission.as_ref().unwrap().can_publish);
+    // Publishing again is refused.
+    t.send(Req::AddTrack(proto::AddTrackRequest {
+        cid: "again".into(),
+        source: TrackSource::Microphone as i32,
+        ..Default::default()
+    }))
+    .await;
+    let m = t.recv_until("refusal", |m| matches!(m, Signal::RequestResponse(_))).await;
+    assert!(matches!(m, Signal::RequestResponse(r) if r.reason == Reason::NotAllowed as i32));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn remote_mute_and_the_unmute_setting() {
+    for (yaml, unmute_allowed) in [("", false), ("room:\n  enable_remote_unmute: true\n", true)] {
+        let s = TestServer::spawn(yaml).await;
+        let (mut obs, _) = SignalClient::join(s.addr, &join_token("r", "observer")).await;
+        let (mut t, _) = SignalClient::join(s.addr, &join_token("r", "speaker")).await;
+        let mic = publish(&mut t, "mic", TrackType::Audio, TrackSource::Microphone).await;
+        let mute = |muted: bool, sid: &str| proto::MuteRoomTrackRequest {
+            room: "r".into(),
+            identity: "speaker".into(),
+            track_sid: sid.into(),
+            muted,
+        };
+        let r: proto::MuteRoomTrackResponse =
+            s.proto("MutePublishedTrack", &admin("r"), &mute(true, &mic.sid)).await.unwrap();
+        assert!(r.track.unwrap().muted);
+        // The owner is told first, then everyone sees the new state.
+        let m = t.recv_until("mute", |m| matches!(m, Signal::Mute(_))).await;
+        assert!(matches!(m, Signal::Mute(ref x) if x.sid == mic.sid && x.muted));
+        for c in [&mut obs, &mut t] {
+            c.recv_until("muted state", |m| {
+                update_about(m, "speaker").is_some_and(|p| p.tracks.first().is_some_and(|x| x.muted))
+            })
+            .await;
+        }
+        let r =
+            s.proto::<_, proto::MuteRoomTrackResponse>("MutePublishedTrack", &admin("r"), &mute(false, &mic.sid)).await;
+        if unmute_allowed {
+            assert!(!r.unwrap().track.unwrap().muted);
+            obs.recv_until("unmuted", |m| {
+                update_about(m, "speaker").is_some_and(|p| p.tracks.first().is_some_and(|x| !x.muted))
+            })
+            .await;
+        } else {
+            r.unwrap_err().assert_twirp(412, "failed_precondition", "twirp error unknown: remote unmute not enabled");
+        }
+        // An unknown track is not an error: 200 with `track: null` (JSON), as LiveKit.
+        let body = r#"{"room":"r","identity":"speaker","track_sid":"TR_nope","muted":true}"#;
+        let r = s.call_json("MutePublishedTrack", Some(&admin("r")), body).await;
+        assert_eq!((r.status.as_u16(), r.text().as_str()), (200, r#"{"track":null}"#));
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn clients_update_their_own_metadata_only_with_permission() {
+    let s = TestServer::spawn("").await;
+    let (mut obs, _) = SignalClient::join(s.addr, &join_token("r", "observer")).await;
+    let (mut plain, _) = SignalClient::join(s.addr, &join_token("r", "plain")).await;
+    plain
+        .send(Req::UpdateMetadata(proto::UpdateParticipantMetadata {
+            metadata: "x".into(),
+            request_id: 7,
+            ..Default::default()
+        }))
+        .await;
+    let m = plain.recv_until("refusal", |m| matches!(m, Signal::RequestResponse(_))).await;
+    assert!(matches!(m, Signal::RequestResponse(r) if r.request_id == 7 && r.reason == Reason::NotAllowed as i32));
+
+    let allowed =
+        join_token_with("r", "editor", VideoGrant { can_update_own_metadata: Some(true), ..Default::default() });
+    let (mut ed, _) = SignalClient::join(s.addr, &allowed).await;
+    ed.send(Req::UpdateMetadata(proto::UpdateParticipantMetadata {
+        metadata: "mine".into(),
+        request_id: 9,
+        ..Default::default()
+    }))
+    .await;
+    let m = ed.recv_until("ok", |m| matches!(m, Signal::RequestResponse(_))).await;
+    assert!(matches!(m, Signal::RequestResponse(r) if r.request_id == 9 && r.reason == Reason::Ok as i32));
+    obs.recv_until("editor metadata", |m| update_about(m, "editor").is_some_and(|p| p.metadata == "mine")).await;
+    // Client-side mute of an own track is broadcast too.
+    let mic = publish(&mut ed, "mic", TrackType::Audio, TrackSource::Microphone).await;
+    ed.send(Req::Mute(proto::MuteTrackRequest { sid: mic.sid.clone(), muted: true })).await;
+    obs.recv_until("client mute", |m| {
+        update_about(m, "editor").is_some_and(|p| p.tracks.first().is_some_and(|t| t.muted))
+    })
+    .await;
+    s.stop().await;
+}
