@@ -208,3 +208,40 @@ async fn clients_update_their_own_metadata_only_with_permission() {
     .await;
     s.stop().await;
 }
+
+/// A join token whose `nbf` is `now + offset` seconds.
+fn join_token_at(room: &str, identity: &str, offset: i64) -> String {
+    use usher::auth::mint::{TokenMinter, TokenSpec};
+    let spec = TokenSpec {
+        api_key: common::KEY.into(),
+        identity: identity.into(),
+        video: VideoGrant { room_join: true, room: room.into(), ..Default::default() },
+        now_secs: usher::clock::SystemClock.now_secs() + offset,
+        ttl_secs: 600,
+        ..Default::default()
+    };
+    TokenMinter::mint(&spec, common::SECRET).unwrap()
+}
+
+#[tokio::test]
+async fn removal_with_revoke_token_ts_refuses_older_tokens() {
+    let s = TestServer::spawn("").await;
+    let old = join_token_at("r", "troll", 0);
+    let (_keep, _) = SignalClient::join(s.addr, &join_token("r", "host")).await;
+
+    // Without revoke_token_ts a removed participant may come straight back (LiveKit's rule).
+    let (_t, _) = SignalClient::join(s.addr, &old).await;
+    let who =
+        |ts: i64| proto::RoomParticipantIdentity { room: "r".into(), identity: "troll".into(), revoke_token_ts: ts };
+    let _: proto::RemoveParticipantResponse = s.proto("RemoveParticipant", &admin("r"), &who(0)).await.unwrap();
+    let (_t, _) = SignalClient::join(s.addr, &old).await;
+
+    // With it, tokens valid from before that instant are refused; newer ones are fine.
+    let cutoff = usher::clock::SystemClock.now_secs() + 1;
+    let _: proto::RemoveParticipantResponse = s.proto("RemoveParticipant", &admin("r"), &who(cutoff)).await.unwrap();
+    let r = SignalClient::connect(s.addr, &old, "").await.err().expect("revoked");
+    assert_eq!((r.status, r.body.as_str()), (401, "access token was revoked"));
+    let (_t, j) = SignalClient::join(s.addr, &join_token_at("r", "troll", 5)).await;
+    assert_eq!(j.participant.unwrap().identity, "troll");
+    s.stop().await;
+}

@@ -12,6 +12,9 @@ pub enum RoomError {
     /// Unmuting by API while `room.enable_remote_unmute` is off.
     #[error("remote unmute not enabled")]
     RemoteUnmuteDisabled,
+    /// The identity was removed with `revoke_token_ts` and this token is older.
+    #[error("access token was revoked")]
+    TokenRevoked,
     /// `max_participants` reached.
     #[error("room is full")]
     RoomFull,

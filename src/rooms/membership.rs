@@ -66,6 +66,9 @@ impl Room {
         if self.closed {
             return Err(RoomError::RoomNotFound);
         }
+        if self.revoked.get(&spec.identity).is_some_and(|ts| spec.token_not_before < *ts) {
+            return Err(RoomError::TokenRevoked);
+        }
         if let Some(mut old) = self.participants.remove(&spec.identity) {
             let _ = old.outbox.push(leave_frame(DisconnectReason::DuplicateIdentity));
             old.state = State::Disconnected;
@@ -133,10 +136,21 @@ impl Room {
         true
     }
 
-    /// Removes a participant by identity, telling it why first (RemoveParticipant).
-    pub fn remove(&mut self, identity: &str, reason: DisconnectReason, now: Instant) -> Result<(), RoomError> {
-        if !self.participants.contains_key(identity) {
+    /// Removes a participant by identity, telling it why first (RemoveParticipant). With
+    /// `revoke_before` > 0, tokens for that identity valid from before then cannot rejoin
+    /// (LiveKit's open-source server ignores `revoke_token_ts`; Usher honours it).
+    pub fn remove(
+        &mut self,
+        identity: &str,
+        reason: DisconnectReason,
+        revoke_before: i64,
+        now: Instant,
+    ) -> Result<(), RoomError> {
+        let Some(p) = self.participants.get(identity) else {
             return Err(RoomError::ParticipantNotFound);
+        };
+        if revoke_before > 0 {
+            self.revoked.insert(p.spec.identity.clone(), revoke_before);
         }
         self.drop_participant(identity, reason, Some(leave_frame(reason)), now);
         Ok(())
@@ -334,12 +348,12 @@ mod tests {
         let mut r = room();
         let (_, mut a) = join(&mut r, "alice");
         drain(&mut a);
-        r.remove("alice", DisconnectReason::ParticipantRemoved, Instant::now()).unwrap();
+        r.remove("alice", DisconnectReason::ParticipantRemoved, 0, Instant::now()).unwrap();
         let frames = drain(&mut a);
         assert!(matches!(&frames[..], [Signal::Leave(l)] if l.reason == DisconnectReason::ParticipantRemoved as i32));
         assert!(a.frames.is_closed());
         assert_eq!(
-            r.remove("alice", DisconnectReason::ParticipantRemoved, Instant::now()),
+            r.remove("alice", DisconnectReason::ParticipantRemoved, 0, Instant::now()),
             Err(RoomError::ParticipantNotFound)
         );
     }

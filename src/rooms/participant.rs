@@ -88,6 +88,8 @@ pub struct JoinSpec {
     pub region: String,
     /// Expiry of the token the session joined with (Unix seconds), for refresh tokens.
     pub token_expires_at: i64,
+    /// When that token became valid (`nbf`, Unix seconds; 0 if it did not say).
+    pub token_not_before: i64,
 }
 
 /// Mints the `refresh_token` a participant gets at join and after each change of its claims.

@@ -177,10 +177,11 @@ impl Registry {
         self.slot(room).ok_or(RoomError::ParticipantNotFound)?.room.lock().participant_info(identity)
     }
 
-    /// Removes a participant, telling it (`PARTICIPANT_REMOVED`) and everyone else.
-    pub fn remove_participant(&self, room: &str, identity: &str) -> Result<(), RoomError> {
+    /// Removes a participant, telling it (`PARTICIPANT_REMOVED`) and everyone else; see
+    /// [`Room::remove`] for `revoke_before`.
+    pub fn remove_participant(&self, room: &str, identity: &str, revoke_before: i64) -> Result<(), RoomError> {
         let slot = self.slot(room).ok_or(RoomError::ParticipantNotFound)?;
-        slot.room.lock().remove(identity, proto::DisconnectReason::ParticipantRemoved, Instant::now())
+        slot.room.lock().remove(identity, proto::DisconnectReason::ParticipantRemoved, revoke_before, Instant::now())
     }
 
     /// Joins a room, creating it first when `create` allows. The JoinResponse is queued in

@@ -76,6 +76,9 @@ pub struct Room {
     pub(super) closed: bool,
     /// Connected participants by identity (one session per identity).
     pub(super) participants: BTreeMap<ParticipantIdentity, Participant>,
+    /// Identities removed with `revoke_token_ts`: tokens valid from before that time (Unix
+    /// seconds) may not join again. Kept as long as the room lives; one entry per identity.
+    pub(super) revoked: BTreeMap<ParticipantIdentity, i64>,
     /// The current API view; rebuilt by every method that changes what it shows.
     pub(super) snapshot: Arc<RoomSnapshot>,
     /// Mints refresh tokens for participants whose claims change.
@@ -100,6 +103,7 @@ impl Room {
             last_departure: None,
             closed: false,
             participants: BTreeMap::new(),
+            revoked: BTreeMap::new(),
             snapshot: RoomSnapshot::new(proto::Room::default()),
             refresher,
         };

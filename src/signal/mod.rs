@@ -108,6 +108,7 @@ pub fn plan(app: &AppState, claims: Option<&Claims>, query: &HashMap<String, Str
             protocol: query.get("protocol").and_then(|p| p.parse().ok()).unwrap_or(0),
             region: app.config.region.clone(),
             token_expires_at: claims.expires_at,
+            token_not_before: claims.not_before,
         },
         create: app.config.room.auto_create || video.room_create,
         resume: flag("reconnect"),
@@ -119,6 +120,8 @@ fn join_refusal(e: &RoomError) -> Refusal {
     match e {
         RoomError::RoomNotFound => Refusal::new(StatusCode::NOT_FOUND, "requested room does not exist"),
         RoomError::RoomFull => Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "room is full"),
+        // 401 like every other "not allowed": clients do not retry it.
+        RoomError::TokenRevoked => Refusal::new(StatusCode::UNAUTHORIZED, "access token was revoked"),
         _ => Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "could not join the room"),
     }
 }

@@ -157,6 +157,7 @@ impl From<RoomError> for TwirpError {
             RoomError::RoomNotFound | RoomError::ParticipantNotFound => Code::NotFound,
             RoomError::Unsupported(_) => Code::Unimplemented,
             RoomError::RoomFull => Code::ResourceExhausted,
+            RoomError::TokenRevoked => Code::PermissionDenied,
             RoomError::RemoteUnmuteDisabled => Code::FailedPrecondition,
         };
         Self::new(code, format!("{VIA_RPC}{e}"))

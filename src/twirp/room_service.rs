@@ -158,7 +158,7 @@ impl Call<'_> {
     fn remove_participant(&self, r: proto::RoomParticipantIdentity) -> R<proto::RemoveParticipantResponse> {
         record_participant(&r.room, &r.identity);
         grants::ensure_admin(self.claims, &r.room)?;
-        self.app.registry.remove_participant(&r.room, &r.identity)?;
+        self.app.registry.remove_participant(&r.room, &r.identity, r.revoke_token_ts)?;
         Ok(proto::RemoveParticipantResponse {})
     }
 
