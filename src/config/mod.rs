@@ -102,6 +102,9 @@ pub struct RoomConfig {
     pub max_participants: u32,
     /// `room.enable_remote_unmute`: MutePublishedTrack may unmute (default false).
     pub enable_remote_unmute: bool,
+    /// How often batched presence updates are sent (3 s, as LiveKit). Not a config key: only
+    /// tests change it, to keep black-box tests fast.
+    pub update_batch_interval: Duration,
 }
 
 /// `limit.*` keys: caps on client-controlled sizes. 0 means unlimited.
@@ -146,6 +149,7 @@ impl Default for RoomConfig {
             departure_timeout: Duration::from_secs(20),
             max_participants: 0,
             enable_remote_unmute: false,
+            update_batch_interval: crate::rooms::membership::UPDATE_BATCH_INTERVAL,
         }
     }
 }

@@ -26,6 +26,17 @@ pub const PING_INTERVAL_SECS: i32 = 5;
 pub const PING_TIMEOUT_SECS: i32 = 15;
 /// The signalling protocol version this server speaks.
 pub const SERVER_PROTOCOL: i32 = 16;
+/// How often batched presence updates go out (LiveKit: 3 s).
+pub const UPDATE_BATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3);
+/// Largest batch frame before it is split (LiveKit's `room.update_batch_target_size`).
+const UPDATE_BATCH_TARGET_BYTES: usize = 128 * 1024;
+
+/// A presence update waiting for the next batch.
+#[derive(Debug, Clone)]
+pub struct PendingUpdate {
+    info: proto::ParticipantInfo,
+    hidden: bool,
+}
 
 /// Encodes one `SignalResponse` frame.
 pub(super) fn encode_signal(message: Signal) -> Bytes {
@@ -110,9 +121,9 @@ impl Room {
         let hidden = p.hidden();
         self.participants.insert(identity, p);
         self.refresh();
-        // Everyone, the newcomer included, learns of the JOINED state; then its first refresh
-        // token (LiveKit sends one right after the join).
-        self.broadcast(&sid, info, hidden, true);
+        // Everyone, the newcomer included, learns of the JOINED state with the next batch (it
+        // is not a publisher yet); its first refresh token goes now, as LiveKit's does.
+        self.queue_presence(info, hidden);
         self.send_refresh_token(identity_str(&self.participants, &sid).as_str());
         Ok(sid)
     }
@@ -202,9 +213,55 @@ impl Room {
         }
         self.refresh();
         // Dropping `p` drops its outbox: the session writes what is queued, then closes.
-        let (sid, hidden) = (p.sid.clone(), p.hidden());
+        let (sid, hidden, publisher) = (p.sid.clone(), p.hidden(), p.is_publisher);
         drop(p);
-        self.broadcast(&sid, info, hidden, false);
+        // Departures of publishers go out at once (their tracks vanish); others are batched.
+        if publisher {
+            self.broadcast(&sid, info, hidden, false);
+        } else {
+            self.queue_presence(info, hidden);
+        }
+    }
+
+    /// Holds a presence update about a non-publisher for the next [`Self::flush_updates`], so
+    /// a join storm costs one update per participant per interval instead of one per join.
+    fn queue_presence(&mut self, info: proto::ParticipantInfo, hidden: bool) {
+        self.pending
+            .insert(crate::ids::ParticipantIdentity::new(info.identity.clone()), PendingUpdate { info, hidden });
+    }
+
+    /// Sends the batched presence updates: one frame (split past 128 KiB) with every pending
+    /// info to everyone, hidden participants' own infos only to themselves. Runs every
+    /// [`UPDATE_BATCH_INTERVAL`].
+    pub fn flush_updates(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let mut frames = Vec::new();
+        let mut batch = Vec::new();
+        let mut size = 0;
+        for update in pending.values().filter(|u| !u.hidden) {
+            size += update.info.encoded_len();
+            batch.push(update.info.clone());
+            if size >= UPDATE_BATCH_TARGET_BYTES {
+                frames.push(encode_signal(Signal::Update(proto::ParticipantUpdate {
+                    participants: std::mem::take(&mut batch),
+                })));
+                size = 0;
+            }
+        }
+        if !batch.is_empty() {
+            frames.push(encode_signal(Signal::Update(proto::ParticipantUpdate { participants: batch })));
+        }
+        let mut stalled = Vec::new();
+        for p in self.participants.values() {
+            let own_hidden = pending.get(&p.spec.identity).filter(|u| u.hidden).map(|u| update_frame(u.info.clone()));
+            if frames.iter().chain(own_hidden.iter()).any(|f| p.outbox.push(f.clone()).is_err()) {
+                stalled.push(p.spec.identity.clone());
+            }
+        }
+        self.drop_stalled(stalled, Instant::now());
     }
 
     /// Tells participants about `info` (the participant `about`). Hidden participants are
@@ -216,6 +273,8 @@ impl Room {
         hidden: bool,
         include_self: bool,
     ) {
+        // A newer immediate update supersedes a pending one about the same participant.
+        self.pending.remove(info.identity.as_str());
         let frame = update_frame(info);
         let stalled: Vec<_> = self
             .participants
@@ -292,6 +351,8 @@ mod tests {
     fn join_response_comes_first_then_everyone_sees_the_newcomer() {
         let mut r = room();
         let (_, mut a) = join(&mut r, "alice");
+        assert_eq!(a.frames.len(), 1, "presence waits for the batch");
+        r.flush_updates();
         let first = drain(&mut a);
         let Signal::Join(j) = &first[0] else { panic!("first frame must be join: {first:?}") };
         assert_eq!(j.participant.as_ref().unwrap().identity, "alice");
@@ -302,11 +363,19 @@ mod tests {
         assert!(matches!(&first[1], Signal::Update(u) if u.participants[0].state == State::Joined as i32));
 
         let (_, mut b) = join(&mut r, "bob");
+        let (_, mut c) = join(&mut r, "carol");
         let Signal::Join(j) = &drain(&mut b)[0] else { panic!() };
         assert_eq!(j.other_participants.iter().map(|p| p.identity.as_str()).collect::<Vec<_>>(), ["alice"]);
+        drain(&mut c);
+        assert!(drain(&mut a).is_empty());
+        // One batch carries both newcomers.
+        r.flush_updates();
         let seen = drain(&mut a);
-        assert!(matches!(&seen[..], [Signal::Update(u)] if u.participants[0].identity == "bob"));
-        assert_eq!(r.snapshot().proto.num_participants, 2);
+        let [Signal::Update(u)] = &seen[..] else { panic!("{seen:?}") };
+        assert_eq!(u.participants.iter().map(|p| p.identity.as_str()).collect::<Vec<_>>(), ["bob", "carol"]);
+        r.flush_updates();
+        assert!(drain(&mut a).is_empty(), "a flush with nothing pending sends nothing");
+        assert_eq!(r.snapshot().proto.num_participants, 3);
     }
 
     #[test]
@@ -315,8 +384,11 @@ mod tests {
         let (a_sid, _a) = join(&mut r, "alice");
         let (_, mut b) = join(&mut r, "bob");
         drain(&mut b);
+        r.flush_updates();
+        drain(&mut b);
         let before = r.participant_info("alice").unwrap().version;
         assert!(r.leave(&a_sid, DisconnectReason::ClientInitiated, Instant::now()));
+        r.flush_updates();
         let [Signal::Update(u)] = &drain(&mut b)[..] else { panic!() };
         let info = &u.participants[0];
         assert_eq!(
@@ -362,11 +434,13 @@ mod tests {
     fn hidden_participants_are_invisible_to_others() {
         let mut r = room();
         let (_, mut a) = join(&mut r, "alice");
+        r.flush_updates();
         drain(&mut a);
         let mut ghost = who("ghost");
         ghost.permission.hidden = true;
         let (outbox, mut g) = Outbox::channel();
         r.join(ghost, outbox, 0, "test").unwrap();
+        r.flush_updates();
         assert!(drain(&mut a).is_empty(), "alice must not hear of the hidden participant");
         assert!(drain(&mut g).len() == 2, "the hidden one sees its own join and update");
         assert_eq!(r.participant_infos().len(), 2, "the API still lists it");
@@ -382,9 +456,12 @@ mod tests {
 
         let mut r = room();
         let (outbox, mut slow) = Outbox::with_capacity(2);
-        r.join(who("slow"), outbox, 0, "t").unwrap(); // join + own update fill the queue
+        r.join(who("slow"), outbox, 0, "t").unwrap();
+        r.flush_updates(); // join + own update fill the queue
         let (_, mut fast) = join(&mut r, "fast");
+        r.flush_updates(); // the batch about "fast" does not fit
         assert!(r.participant_info("slow").is_err(), "the stalled reader is dropped");
+        r.flush_updates();
         let seen = drain(&mut fast);
         assert!(seen.iter().any(|s| matches!(s, Signal::Update(u) if u.participants[0].identity == "slow"
             && u.participants[0].state == State::Disconnected as i32)));

@@ -287,16 +287,36 @@ impl Registry {
         self.inner.rooms.len()
     }
 
-    /// Runs [`Self::close_idle`] every second until the registry's last handle is dropped.
+    /// Sends every room's batched presence updates.
+    pub fn flush_updates(&self) {
+        let slots: Vec<_> = self.inner.rooms.iter().map(|e| Arc::clone(e.value())).collect();
+        for slot in slots {
+            slot.room.lock().flush_updates();
+        }
+    }
+
+    /// Runs [`Self::close_idle`] every second and [`Self::flush_updates`] every batch interval
+    /// until the registry's last handle is dropped.
     pub fn spawn_reaper(&self) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(&self.inner);
+        let batch_every = self.inner.defaults.update_batch_interval;
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut reap = tokio::time::interval(Duration::from_secs(1));
+            let mut flush = tokio::time::interval(batch_every);
+            reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
+                let reaping = tokio::select! {
+                    _ = reap.tick() => true,
+                    _ = flush.tick() => false,
+                };
                 let Some(inner) = weak.upgrade() else { break };
-                Registry { inner }.close_idle(Instant::now());
+                let registry = Registry { inner };
+                if reaping {
+                    registry.close_idle(Instant::now());
+                } else {
+                    registry.flush_updates();
+                }
             }
         })
     }

@@ -7,7 +7,7 @@ use prost::Message as _;
 use tokio::time::Instant;
 
 use super::{
-    membership::encode_signal,
+    membership::{PendingUpdate, encode_signal},
     participant::{Participant, TokenRefresher},
 };
 use crate::{
@@ -76,6 +76,10 @@ pub struct Room {
     pub(super) closed: bool,
     /// Connected participants by identity (one session per identity).
     pub(super) participants: BTreeMap<ParticipantIdentity, Participant>,
+    /// Presence updates about non-publishers waiting for the next batch flush, latest info per
+    /// identity (see [`Room::flush_updates`]). Bounded by the number of identities seen since
+    /// the last flush.
+    pub(super) pending: BTreeMap<ParticipantIdentity, PendingUpdate>,
     /// Identities removed with `revoke_token_ts`: tokens valid from before that time (Unix
     /// seconds) may not join again. Kept as long as the room lives; one entry per identity.
     pub(super) revoked: BTreeMap<ParticipantIdentity, i64>,
@@ -104,6 +108,7 @@ impl Room {
             closed: false,
             participants: BTreeMap::new(),
             revoked: BTreeMap::new(),
+            pending: BTreeMap::new(),
             snapshot: RoomSnapshot::new(proto::Room::default()),
             refresher,
         };
