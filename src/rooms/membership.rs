@@ -169,12 +169,25 @@ impl Room {
 
     /// Every participant's info (hidden ones included, as LiveKit's API lists them).
     pub fn participant_infos(&self) -> Vec<proto::ParticipantInfo> {
-        self.participants.values().map(Participant::to_proto).collect()
+        self.participants.values().map(|p| p.snapshot.proto.clone()).collect()
+    }
+
+    /// Every participant's snapshot, for replies that reuse the stored encoding.
+    pub fn participant_snapshots(&self) -> Vec<std::sync::Arc<super::ParticipantSnapshot>> {
+        self.participants.values().map(Participant::snapshot).collect()
     }
 
     /// One participant's info.
     pub fn participant_info(&self, identity: &str) -> Result<proto::ParticipantInfo, RoomError> {
-        self.participants.get(identity).map(Participant::to_proto).ok_or(RoomError::ParticipantNotFound)
+        self.participant_snapshot(identity).map(|s| s.proto.clone())
+    }
+
+    /// One participant's snapshot.
+    pub fn participant_snapshot(
+        &self,
+        identity: &str,
+    ) -> Result<std::sync::Arc<super::ParticipantSnapshot>, RoomError> {
+        self.participants.get(identity).map(Participant::snapshot).ok_or(RoomError::ParticipantNotFound)
     }
 
     /// Sends everyone a leave with `reason` and drops them all (room closing).

@@ -11,6 +11,7 @@ pub mod membership;
 pub mod participant;
 pub mod registry;
 pub mod room;
+pub mod snapshot;
 
 pub use changes::ParticipantChange;
 pub use error::RoomError;
@@ -18,3 +19,7 @@ pub use limits::LimitError;
 pub use participant::{Inbox, JoinSpec, Outbox};
 pub use registry::{CreateOutcome, CreateRequest, Registry, RoomDefaults};
 pub use room::{Room, RoomSnapshot, RoomSpec};
+pub use snapshot::Snapshot;
+
+/// A participant as the API reports it, built once per change.
+pub type ParticipantSnapshot = Snapshot<crate::proto::ParticipantInfo>;

@@ -123,12 +123,14 @@ pub struct Participant {
     pub(super) tracks: Vec<proto::TrackInfo>,
     /// Has published a track (and may still).
     pub(super) is_publisher: bool,
+    /// The info as of the last [`Participant::bump`]; every change ends with a bump.
+    pub(super) snapshot: Arc<super::ParticipantSnapshot>,
     pub(super) outbox: Outbox,
 }
 
 impl Participant {
     pub(super) fn new(spec: JoinSpec, outbox: Outbox, now_ms: i64) -> Self {
-        Self {
+        let mut p = Self {
             sid: ParticipantSid::generate(),
             spec,
             state: State::Joining,
@@ -136,8 +138,11 @@ impl Participant {
             version: 0,
             tracks: Vec::new(),
             is_publisher: false,
+            snapshot: super::Snapshot::new(proto::ParticipantInfo::default()),
             outbox,
-        }
+        };
+        p.snapshot = super::Snapshot::new(p.to_proto());
+        p
     }
 
     /// The session's sid.
@@ -161,9 +166,15 @@ impl Participant {
         kind == proto::participant_info::Kind::Agent as i32 || kind == proto::participant_info::Kind::Egress as i32
     }
 
-    /// Records a change: the next info carries a higher version.
+    /// Records a change: a higher version, and a fresh snapshot of the info.
     pub(super) fn bump(&mut self) {
         self.version = self.version.wrapping_add(1);
+        self.snapshot = super::Snapshot::new(self.to_proto());
+    }
+
+    /// The info as of the last change (cheap: an `Arc` clone).
+    pub fn snapshot(&self) -> Arc<super::ParticipantSnapshot> {
+        Arc::clone(&self.snapshot)
     }
 
     /// The participant as the API and other participants see it.

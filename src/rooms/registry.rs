@@ -18,7 +18,10 @@ use crate::{
     config::RoomConfig,
     ids::{ParticipantSid, RoomName},
     proto,
-    rooms::participant::{JoinSpec, Outbox, TokenRefresher},
+    rooms::{
+        ParticipantSnapshot,
+        participant::{JoinSpec, Outbox, TokenRefresher},
+    },
 };
 
 /// Defaults applied to new rooms (from `room.*`).
@@ -168,13 +171,13 @@ impl Registry {
     }
 
     /// The participants of a room (an unknown room has none, as LiveKit answers).
-    pub fn list_participants(&self, room: &str) -> Vec<proto::ParticipantInfo> {
-        self.slot(room).map(|s| s.room.lock().participant_infos()).unwrap_or_default()
+    pub fn list_participants(&self, room: &str) -> Vec<Arc<ParticipantSnapshot>> {
+        self.slot(room).map(|s| s.room.lock().participant_snapshots()).unwrap_or_default()
     }
 
     /// One participant of a room (an unknown room has no participants).
-    pub fn get_participant(&self, room: &str, identity: &str) -> Result<proto::ParticipantInfo, RoomError> {
-        self.slot(room).ok_or(RoomError::ParticipantNotFound)?.room.lock().participant_info(identity)
+    pub fn get_participant(&self, room: &str, identity: &str) -> Result<Arc<ParticipantSnapshot>, RoomError> {
+        self.slot(room).ok_or(RoomError::ParticipantNotFound)?.room.lock().participant_snapshot(identity)
     }
 
     /// Removes a participant, telling it (`PARTICIPANT_REMOVED`) and everyone else; see

@@ -2,13 +2,12 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use bytes::Bytes;
-use prost::Message as _;
 use tokio::time::Instant;
 
 use super::{
     membership::{PendingUpdate, encode_signal},
     participant::{Participant, TokenRefresher},
+    snapshot::Snapshot,
 };
 use crate::{
     ids::{ParticipantIdentity, RoomName, RoomSid},
@@ -43,23 +42,7 @@ pub struct RoomSpec {
 }
 
 /// A room as the API reports it, built once per change and shared by every reader.
-///
-/// Readers (ListRooms, CreateRoom on an existing room, and next the signalling layer) take an
-/// `Arc` under the room lock and encode nothing: the protobuf bytes are made here, once.
-#[derive(Debug, PartialEq)]
-pub struct RoomSnapshot {
-    /// The message.
-    pub proto: proto::Room,
-    /// Its protobuf encoding.
-    pub encoded: Bytes,
-}
-
-impl RoomSnapshot {
-    fn new(proto: proto::Room) -> Arc<Self> {
-        let encoded = Bytes::from(proto.encode_to_vec());
-        Arc::new(Self { proto, encoded })
-    }
-}
+pub type RoomSnapshot = Snapshot<proto::Room>;
 
 /// A live room.
 #[derive(Debug)]
@@ -213,6 +196,7 @@ fn secs(d: Duration) -> u32 {
 mod tests {
     use super::*;
     use crate::rooms::participant::NoRefresh;
+    use prost::Message as _;
 
     fn spec() -> RoomSpec {
         RoomSpec {

@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::error::TwirpError;
-use crate::{proto, rooms::RoomSnapshot};
+use crate::rooms::Snapshot;
 
 /// Wire encoding of one call; the response uses the request's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,10 +82,10 @@ impl<T: prost::Message + Serialize> Reply for T {
     }
 }
 
-/// One room, answered from its snapshot.
-pub struct RoomReply(pub Arc<RoomSnapshot>);
+/// One message, answered from its snapshot.
+pub struct OneReply<M>(pub Arc<Snapshot<M>>);
 
-impl Reply for RoomReply {
+impl<M: Serialize> Reply for OneReply<M> {
     fn to_protobuf(&self) -> Bytes {
         self.0.encoded.clone()
     }
@@ -94,29 +94,42 @@ impl Reply for RoomReply {
     }
 }
 
-/// `ListRoomsResponse` assembled from room snapshots: field 1, repeated, each entry the room's
-/// pre-encoded bytes.
-pub struct RoomListReply(pub Vec<Arc<RoomSnapshot>>);
+/// A list response (`ListRoomsResponse`, `ListParticipantsResponse`: field 1, repeated,
+/// JSON key `key`) assembled from snapshots, each entry its pre-encoded bytes.
+pub struct ListReply<M> {
+    /// JSON name of the repeated field.
+    pub key: &'static str,
+    /// The entries.
+    pub items: Vec<Arc<Snapshot<M>>>,
+}
 
-impl Reply for RoomListReply {
+impl<M: Serialize> Reply for ListReply<M> {
     fn to_protobuf(&self) -> Bytes {
         use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
         let len: usize =
-            self.0.iter().map(|r| key_len(1) + encoded_len_varint(r.encoded.len() as u64) + r.encoded.len()).sum();
+            self.items.iter().map(|r| key_len(1) + encoded_len_varint(r.encoded.len() as u64) + r.encoded.len()).sum();
         let mut buf = bytes::BytesMut::with_capacity(len);
-        for room in &self.0 {
+        for item in &self.items {
             encode_key(1, WireType::LengthDelimited, &mut buf);
-            encode_varint(room.encoded.len() as u64, &mut buf);
-            buf.extend_from_slice(&room.encoded);
+            encode_varint(item.encoded.len() as u64, &mut buf);
+            buf.extend_from_slice(&item.encoded);
         }
         buf.freeze()
     }
     fn to_json(&self) -> serde_json::Result<Vec<u8>> {
-        #[derive(Serialize)]
-        struct Rooms<'a> {
-            rooms: Vec<&'a proto::Room>,
+        // `{"<key>": [...]}`, each entry serialized in place (field order kept, no detour
+        // through `serde_json::Value`).
+        struct Body<'a, M>(&'static str, &'a [Arc<Snapshot<M>>]);
+        impl<M: Serialize> Serialize for Body<'_, M> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeMap as _;
+                let items: Vec<&M> = self.1.iter().map(|r| &r.proto).collect();
+                let mut map = s.serialize_map(Some(1))?;
+                map.serialize_entry(self.0, &items)?;
+                map.end()
+            }
         }
-        serde_json::to_vec(&Rooms { rooms: self.0.iter().map(|r| &r.proto).collect() })
+        serde_json::to_vec(&Body(self.key, &self.items))
     }
 }
 
@@ -152,7 +165,7 @@ pub fn encode<T: Reply>(encoding: Encoding, msg: &T) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prost::Message as _;
+    use crate::proto;
 
     fn headers(ct: Option<&str>) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -166,17 +179,22 @@ mod tests {
     fn snapshot_replies_encode_like_the_generated_messages() {
         let rooms: Vec<_> = ["a", "b"]
             .iter()
-            .map(|n| {
-                let proto = proto::Room { name: (*n).into(), metadata: "m".repeat(200), ..Default::default() };
-                Arc::new(RoomSnapshot { encoded: Bytes::from(proto.encode_to_vec()), proto })
-            })
+            .map(|n| Snapshot::new(proto::Room { name: (*n).into(), metadata: "m".repeat(200), ..Default::default() }))
             .collect();
         let plain = proto::ListRoomsResponse { rooms: rooms.iter().map(|r| r.proto.clone()).collect() };
-        let reply = RoomListReply(rooms.clone());
+        let reply = ListReply { key: "rooms", items: rooms.clone() };
         assert_eq!(reply.to_protobuf(), plain.to_protobuf());
         assert_eq!(reply.to_json().unwrap(), plain.to_json().unwrap());
-        assert_eq!(RoomListReply(Vec::new()).to_protobuf(), proto::ListRoomsResponse::default().to_protobuf());
-        let one = RoomReply(Arc::clone(&rooms[0]));
+        assert_eq!(
+            ListReply::<proto::Room> { key: "rooms", items: Vec::new() }.to_protobuf(),
+            proto::ListRoomsResponse::default().to_protobuf()
+        );
+        let people = vec![Snapshot::new(proto::ParticipantInfo { identity: "p".into(), ..Default::default() })];
+        let plain = proto::ListParticipantsResponse { participants: vec![people[0].proto.clone()] };
+        let reply = ListReply { key: "participants", items: people };
+        assert_eq!(reply.to_protobuf(), plain.to_protobuf());
+        assert_eq!(reply.to_json().unwrap(), plain.to_json().unwrap());
+        let one = OneReply(Arc::clone(&rooms[0]));
         assert_eq!(one.to_protobuf(), rooms[0].proto.to_protobuf());
         assert_eq!(one.to_json().unwrap(), rooms[0].proto.to_json().unwrap());
     }

@@ -11,7 +11,7 @@
 use axum::response::Response;
 
 use super::{
-    codec::{Encoding, RoomListReply, RoomReply},
+    codec::{Encoding, ListReply, OneReply},
     error::{Code, TwirpError},
     unary,
 };
@@ -96,7 +96,7 @@ impl Call<'_> {
         &self.app.config.limit
     }
 
-    fn create_room(&self, r: proto::CreateRoomRequest) -> R<RoomReply> {
+    fn create_room(&self, r: proto::CreateRoomRequest) -> R<OneReply<proto::Room>> {
         record_room(&r.name);
         grants::ensure_create(self.claims)?;
         if r.egress.is_some() {
@@ -128,12 +128,12 @@ impl Call<'_> {
             },
             tokio::time::Instant::now(),
         );
-        Ok(RoomReply(outcome.room))
+        Ok(OneReply(outcome.room))
     }
 
-    fn list_rooms(&self, r: proto::ListRoomsRequest) -> R<RoomListReply> {
+    fn list_rooms(&self, r: proto::ListRoomsRequest) -> R<ListReply<proto::Room>> {
         grants::ensure_list(self.claims)?;
-        Ok(RoomListReply(self.app.registry.list_rooms(&r.names)))
+        Ok(ListReply { key: "rooms", items: self.app.registry.list_rooms(&r.names) })
     }
 
     fn delete_room(&self, r: proto::DeleteRoomRequest) -> R<proto::DeleteRoomResponse> {
@@ -143,16 +143,16 @@ impl Call<'_> {
         Ok(proto::DeleteRoomResponse {})
     }
 
-    fn list_participants(&self, r: proto::ListParticipantsRequest) -> R<proto::ListParticipantsResponse> {
+    fn list_participants(&self, r: proto::ListParticipantsRequest) -> R<ListReply<proto::ParticipantInfo>> {
         record_room(&r.room);
         grants::ensure_admin(self.claims, &r.room)?;
-        Ok(proto::ListParticipantsResponse { participants: self.app.registry.list_participants(&r.room) })
+        Ok(ListReply { key: "participants", items: self.app.registry.list_participants(&r.room) })
     }
 
-    fn get_participant(&self, r: proto::RoomParticipantIdentity) -> R<proto::ParticipantInfo> {
+    fn get_participant(&self, r: proto::RoomParticipantIdentity) -> R<OneReply<proto::ParticipantInfo>> {
         record_participant(&r.room, &r.identity);
         grants::ensure_admin(self.claims, &r.room)?;
-        Ok(self.app.registry.get_participant(&r.room, &r.identity)?)
+        Ok(OneReply(self.app.registry.get_participant(&r.room, &r.identity)?))
     }
 
     fn remove_participant(&self, r: proto::RoomParticipantIdentity) -> R<proto::RemoveParticipantResponse> {
@@ -208,11 +208,11 @@ impl Call<'_> {
         Err(RoomError::Unsupported("SendData needs data channels, which this Usher build does not serve yet").into())
     }
 
-    fn update_room_metadata(&self, r: proto::UpdateRoomMetadataRequest) -> R<RoomReply> {
+    fn update_room_metadata(&self, r: proto::UpdateRoomMetadataRequest) -> R<OneReply<proto::Room>> {
         record_room(&r.room);
         self.limits().check_metadata(&r.metadata)?;
         grants::ensure_admin(self.claims, &r.room)?;
-        Ok(RoomReply(self.app.registry.update_room_metadata(&r.room, r.metadata)?))
+        Ok(OneReply(self.app.registry.update_room_metadata(&r.room, r.metadata)?))
     }
 
     fn forward_participant(&self, r: proto::ForwardParticipantRequest) -> R<proto::ForwardParticipantResponse> {
