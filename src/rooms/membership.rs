@@ -217,6 +217,8 @@ impl Room {
             let _ = p.outbox.push(frame);
         }
         p.state = State::Disconnected;
+        // Its tracks end with it; the last info others get lists none.
+        p.tracks.clear();
         p.bump();
         let mut info = p.to_proto();
         info.disconnect_reason = reason as i32;

@@ -10,9 +10,9 @@ use std::{sync::Arc, time::Duration};
 
 use axum::extract::ws::{Message, WebSocket};
 use bytes::Bytes;
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::SinkExt as _;
 use prost::Message as _;
-use tokio::time::{Instant, sleep_until};
+use tokio::time::Instant;
 
 use crate::{
     app::AppState,
@@ -22,33 +22,48 @@ use crate::{
 };
 
 /// Runs a joined session until it ends, then removes the participant (if still current).
-pub async fn run(socket: WebSocket, app: Arc<AppState>, room: RoomName, sid: ParticipantSid, mut inbox: Inbox) {
-    let (mut tx, mut rx) = socket.split();
+///
+/// One task owns the socket: `select!` drops the losing futures before a branch runs, so
+/// reading and writing need no split (and no lock between halves). The silence timer is one
+/// pinned `Sleep`, reset on each received message rather than re-created on every wake-up.
+pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, sid: ParticipantSid, inbox: Inbox) {
+    let Inbox { mut frames, kick } = inbox;
     let ping_timeout = Duration::from_secs(PING_TIMEOUT_SECS.unsigned_abs().into());
-    let mut deadline = Instant::now() + ping_timeout;
+    let silence = tokio::time::sleep(ping_timeout);
+    tokio::pin!(silence);
     let reason = loop {
         tokio::select! {
             biased;
-            () = inbox.kick.notified() => break Some(DisconnectReason::SignalClose),
-            frame = inbox.frames.recv() => match frame {
+            // No kick branch here: a kicked participant's queue is also closed, so this
+            // branch wakes, and the write below (the only place a stalled client can block us)
+            // watches the kick.
+            frame = frames.recv() => match frame {
                 Some(frame) => {
-                    // A client that stops reading blocks this send; the kick must still land.
+                    // Write everything already queued, then flush once. A client that stops
+                    // reading blocks the write; the kick must still land.
+                    let write = async {
+                        socket.feed(Message::Binary(frame)).await?;
+                        while let Ok(more) = frames.try_recv() {
+                            socket.feed(Message::Binary(more)).await?;
+                        }
+                        socket.flush().await
+                    };
                     tokio::select! {
-                        sent = tx.send(Message::Binary(frame)) => if sent.is_err() {
+                        written = write => if written.is_err() {
                             break Some(DisconnectReason::SignalClose);
                         },
-                        () = inbox.kick.notified() => break Some(DisconnectReason::SignalClose),
+                        () = kick.notified() => break Some(DisconnectReason::SignalClose),
                     }
                 }
                 // The room removed us after queueing a leave: it has already told everyone.
                 None => break None,
             },
-            msg = rx.next() => {
-                deadline = Instant::now() + ping_timeout;
+            msg = socket.recv() => {
+                silence.as_mut().reset(Instant::now() + ping_timeout);
                 match msg {
                     Some(Ok(Message::Binary(data))) => match handle(&app, &room, &sid, &data) {
                         Handled::Reply(frame) => {
-                            if tx.send(Message::Binary(frame)).await.is_err() {
+                            if socket.send(Message::Binary(frame)).await.is_err() {
                                 break Some(DisconnectReason::SignalClose);
                             }
                         }
@@ -62,7 +77,7 @@ pub async fn run(socket: WebSocket, app: Arc<AppState>, room: RoomName, sid: Par
                     Some(Ok(Message::Close(_)) | Err(_)) | None => break Some(DisconnectReason::SignalClose),
                 }
             }
-            () = sleep_until(deadline) => {
+            () = &mut silence => {
                 tracing::info!(%room, %sid, "no ping within the timeout; closing the session");
                 break Some(DisconnectReason::SignalClose);
             }
@@ -71,7 +86,7 @@ pub async fn run(socket: WebSocket, app: Arc<AppState>, room: RoomName, sid: Par
     if let Some(reason) = reason {
         app.registry.leave(&room, &sid, reason);
     }
-    let _ = tx.send(Message::Close(None)).await;
+    let _ = socket.send(Message::Close(None)).await;
     tracing::debug!(%room, %sid, ?reason, "session ended");
 }
 

@@ -14,7 +14,9 @@ Usage (inside a coroutine)::
         await alice.close()
 
 ``wait_for`` scans the recorded messages from a cursor (so messages that arrived before the
-call are found) and moves the cursor past the match, like reading a stream in order.
+call are found) and moves the cursor past the match, like reading a stream in order; pass
+``since=client.mark()`` taken before an action to look at everything that followed it in
+any order.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import asyncio
 import base64
 import os
 import time
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 from urllib.parse import quote
 
 import aiohttp
@@ -151,19 +153,41 @@ class SignalClient:
                 return i
         return -1
 
-    async def wait_for(
-        self, pred: Predicate, *, timeout: float = DEFAULT_WAIT_S, what: str = "a matching message"
-    ) -> rtc.SignalResponse:
-        """The first message at or after the cursor matching ``pred``; moves the cursor past it.
+    def mark(self) -> int:
+        """The index the next message will get; pass it as ``since`` to look only at later ones."""
+        return len(self.received)
 
-        Fails if the socket closes first or nothing matches within ``timeout`` seconds."""
+    async def wait_for(
+        self,
+        pred: Predicate,
+        *,
+        since: Optional[int] = None,
+        timeout: float = DEFAULT_WAIT_S,
+        what: str = "a matching message",
+    ) -> rtc.SignalResponse:
+        """The first message matching ``pred`` at or after ``since`` (default: the cursor).
+
+        The cursor moves past the match. Fails if the socket closes first or nothing
+        matches within ``timeout`` seconds."""
+        return (await self.wait_index(pred, since=since, timeout=timeout, what=what))[1]
+
+    async def wait_index(
+        self,
+        pred: Predicate,
+        *,
+        since: Optional[int] = None,
+        timeout: float = DEFAULT_WAIT_S,
+        what: str = "a matching message",
+    ) -> Tuple[int, rtc.SignalResponse]:
+        """Like ``wait_for`` but also returns the index of the match in ``received``."""
+        start = self.cursor if since is None else since
         deadline = asyncio.get_running_loop().time() + timeout
         async with self._changed:
             while True:
-                i = self._find(pred, self.cursor)
+                i = self._find(pred, start)
                 if i >= 0:
-                    self.cursor = i + 1
-                    return self.received[i]
+                    self.cursor = max(self.cursor, i + 1)
+                    return i, self.received[i]
                 if self.closed.is_set():
                     raise AssertionError(f"{self.label}: socket closed while waiting for {what}; {self.summary()}")
                 left = deadline - asyncio.get_running_loop().time()
@@ -182,8 +206,9 @@ class SignalClient:
             raise AssertionError(f"{self.label}: socket still open after {timeout}s; {self.summary()}") from None
         return self.close_code
 
-    def all(self, pred: Predicate = lambda m: True) -> List[rtc.SignalResponse]:
-        return [m for m in self.received if pred(m)]
+    def all(self, pred: Predicate = lambda m: True, since: int = 0) -> List[rtc.SignalResponse]:
+        """Every recorded message (from index ``since`` on) matching ``pred``."""
+        return [m for m in self.received[since:] if pred(m)]
 
     def infos(self, identity: str) -> List[models.ParticipantInfo]:
         """Every ParticipantInfo about ``identity`` this client saw, in order: from its
@@ -236,11 +261,15 @@ class SignalClient:
         self, cid: str, kind_: int, source: int, *, timeout: float = 5.0
     ) -> models.TrackInfo:
         """Sends AddTrackRequest and returns the TrackInfo of the matching ``track_published``."""
+        since = self.mark()
         await self.send(
             rtc.SignalRequest(add_track=rtc.AddTrackRequest(cid=cid, name=cid, type=kind_, source=source))
         )
         m = await self.wait_for(
-            is_kind("track_published", lambda t: t.cid == cid), timeout=timeout, what=f"track_published {cid}"
+            is_kind("track_published", lambda t: t.cid == cid),
+            since=since,
+            timeout=timeout,
+            what=f"track_published {cid}",
         )
         return m.track_published.track
 
