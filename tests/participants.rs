@@ -40,7 +40,9 @@ async fn publish(c: &mut SignalClient, cid: &str, kind: TrackType, source: Track
 async fn metadata_name_and_attributes_reach_everyone_with_a_refresh_token() {
     let s = TestServer::spawn("").await;
     let (mut obs, _) = SignalClient::join(s.addr, &join_token("r", "observer")).await;
-    let (mut t, j) = SignalClient::join(s.addr, &join_token("r", "target")).await;
+    // The target's token also carries an admin grant, which refresh tokens must keep.
+    let with_admin = join_token_with("r", "target", VideoGrant { room_admin: true, ..Default::default() });
+    let (mut t, j) = SignalClient::join(s.addr, &with_admin).await;
     let v0 = j.participant.unwrap().version;
     let mut req = change("target");
     req.name = "New Name".into();
@@ -67,6 +69,7 @@ async fn metadata_name_and_attributes_reach_everyone_with_a_refresh_token() {
     assert_eq!(claims.metadata, "{\"hand\":true}");
     assert_eq!(claims.video().room, "r");
     assert!(claims.video().room_join);
+    assert!(claims.video().room_admin, "grants beyond the permission survive the refresh");
     // The observer only ever gets its own tokens.
     for m in &obs.seen {
         if let Signal::RefreshToken(tok) = m {

@@ -144,6 +144,8 @@ pub struct Claims {
     pub expires_at: i64,
     /// Not-before, Unix seconds (0 when absent).
     pub not_before: i64,
+    /// Issued-at, Unix seconds (0 when absent).
+    pub issued_at: i64,
     /// Webhook body hash (only in webhook tokens).
     pub sha256: String,
 }

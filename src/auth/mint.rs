@@ -82,7 +82,14 @@ fn source_name(source: i32) -> Option<&'static str> {
 }
 
 impl crate::rooms::participant::TokenRefresher for KeyRefresher {
-    fn refresh(&self, room: &str, info: &crate::proto::ParticipantInfo, original_expiry: i64) -> Option<String> {
+    #[allow(deprecated)] // `recorder` and `agent` are deprecated on the wire but still carried
+    fn refresh(
+        &self,
+        room: &str,
+        info: &crate::proto::ParticipantInfo,
+        grant: &VideoGrant,
+        original_expiry: i64,
+    ) -> Option<String> {
         let (api_key, secret) = self.key.as_ref()?;
         let now = self.clock.now_secs();
         let p = info.permission.clone().unwrap_or_default();
@@ -100,6 +107,7 @@ impl crate::rooms::participant::TokenRefresher for KeyRefresher {
             metadata: Some(info.metadata.clone()).filter(|s| !s.is_empty()),
             attributes: Some(info.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                 .filter(|a: &std::collections::BTreeMap<String, String>| !a.is_empty()),
+            // The joining token's grant, with the current permission laid over it.
             video: Some(VideoGrant {
                 room_join: true,
                 room: room.to_string(),
@@ -114,8 +122,11 @@ impl crate::rooms::participant::TokenRefresher for KeyRefresher {
                     .collect(),
                 can_update_own_metadata: Some(p.can_update_metadata),
                 hidden: p.hidden,
+                recorder: p.recorder,
+                agent: p.agent,
                 can_subscribe_metrics: Some(p.can_subscribe_metrics),
-                ..Default::default()
+                can_manage_agent_session: Some(p.can_manage_agent_session),
+                ..grant.clone()
             }),
             ..Default::default()
         };

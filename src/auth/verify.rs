@@ -131,6 +131,7 @@ impl TokenVerifier {
             video: raw.video,
             expires_at: exp,
             not_before: nbf,
+            issued_at: raw.iat.unwrap_or(0),
             sha256: raw.sha256.unwrap_or_default(),
         })
     }

@@ -242,7 +242,8 @@ impl Room {
     /// Queues a refresh token for the participant (at join and after claim changes).
     pub(super) fn send_refresh_token(&mut self, identity: &str) {
         let Some(p) = self.participants.get(identity) else { return };
-        if let Some(token) = self.refresher.refresh(self.name.as_str(), &p.to_proto(), p.spec.token_expires_at) {
+        let (info, grant) = (p.snapshot.proto.clone(), &p.spec.grant);
+        if let Some(token) = self.refresher.refresh(self.name.as_str(), &info, grant, p.spec.token_expires_at) {
             let _ = p.outbox.push(encode_signal(Signal::RefreshToken(token)));
         }
     }

@@ -34,8 +34,8 @@ const UPDATE_BATCH_TARGET_BYTES: usize = 128 * 1024;
 /// A presence update waiting for the next batch.
 #[derive(Debug, Clone)]
 pub struct PendingUpdate {
+    sid: ParticipantSid,
     info: proto::ParticipantInfo,
-    hidden: bool,
 }
 
 /// Encodes one `SignalResponse` frame.
@@ -77,11 +77,11 @@ impl Room {
         if self.closed {
             return Err(RoomError::RoomNotFound);
         }
-        if self.revoked.get(&spec.identity).is_some_and(|ts| spec.token_not_before < *ts) {
+        if self.revoked.get(&spec.identity).is_some_and(|ts| spec.token_issued_at < *ts) {
             return Err(RoomError::TokenRevoked);
         }
         if let Some(mut old) = self.participants.remove(&spec.identity) {
-            let _ = old.outbox.push(leave_frame(DisconnectReason::DuplicateIdentity));
+            old.outbox.push_or_kick(leave_frame(DisconnectReason::DuplicateIdentity));
             old.state = State::Disconnected;
             tracing::info!(room = %self.name, participant = %old.spec.identity, "replaced by a new session");
         }
@@ -123,7 +123,7 @@ impl Room {
         self.refresh();
         // Everyone, the newcomer included, learns of the JOINED state with the next batch (it
         // is not a publisher yet); its first refresh token goes now, as LiveKit's does.
-        self.queue_presence(info, hidden);
+        self.queue_presence(&sid, info, hidden);
         self.send_refresh_token(identity_str(&self.participants, &sid).as_str());
         Ok(sid)
     }
@@ -161,7 +161,9 @@ impl Room {
             return Err(RoomError::ParticipantNotFound);
         };
         if revoke_before > 0 {
-            self.revoked.insert(p.spec.identity.clone(), revoke_before);
+            // The latest cutoff wins; an earlier one never reopens the door.
+            let cutoff = self.revoked.entry(p.spec.identity.clone()).or_insert(revoke_before);
+            *cutoff = (*cutoff).max(revoke_before);
         }
         self.drop_participant(identity, reason, Some(leave_frame(reason)), now);
         Ok(())
@@ -194,8 +196,7 @@ impl Room {
     pub(super) fn disconnect_all(&mut self, reason: DisconnectReason) {
         let frame = leave_frame(reason);
         for p in std::mem::take(&mut self.participants).into_values() {
-            // A full queue cannot take the leave; the dropped sender closes the socket anyway.
-            let _ = p.outbox.push(frame.clone());
+            p.outbox.push_or_kick(frame.clone());
         }
         self.refresh();
     }
@@ -214,7 +215,7 @@ impl Room {
     fn drop_participant(&mut self, identity: &str, reason: DisconnectReason, last_words: Option<Bytes>, now: Instant) {
         let Some(mut p) = self.participants.remove(identity) else { return };
         if let Some(frame) = last_words {
-            let _ = p.outbox.push(frame);
+            p.outbox.push_or_kick(frame);
         }
         p.state = State::Disconnected;
         // Its tracks end with it; the last info others get lists none.
@@ -233,20 +234,28 @@ impl Room {
         // Departures of publishers go out at once (their tracks vanish); others are batched.
         if publisher {
             self.broadcast(&sid, info, hidden, false);
-        } else {
-            self.queue_presence(info, hidden);
+        } else if !hidden {
+            self.queue_presence(&sid, info, false);
         }
     }
 
     /// Holds a presence update about a non-publisher for the next [`Self::flush_updates`], so
     /// a join storm costs one update per participant per interval instead of one per join.
-    fn queue_presence(&mut self, info: proto::ParticipantInfo, hidden: bool) {
-        self.pending
-            .insert(crate::ids::ParticipantIdentity::new(info.identity.clone()), PendingUpdate { info, hidden });
+    /// Keyed by session: a new session of the same identity never erases the old one's
+    /// departure. A hidden participant's own update is not batched: only it hears of itself.
+    fn queue_presence(&mut self, sid: &ParticipantSid, info: proto::ParticipantInfo, hidden: bool) {
+        if hidden {
+            self.broadcast(sid, info, true, true);
+            return;
+        }
+        match self.pending.iter_mut().find(|u| &u.sid == sid) {
+            Some(u) => u.info = info,
+            None => self.pending.push(PendingUpdate { sid: sid.clone(), info }),
+        }
     }
 
     /// Sends the batched presence updates: one frame (split past 128 KiB) with every pending
-    /// info to everyone, hidden participants' own infos only to themselves. Runs every
+    /// info to everyone (hidden participants are never batched). Runs every
     /// [`UPDATE_BATCH_INTERVAL`].
     pub fn flush_updates(&mut self) {
         if self.pending.is_empty() {
@@ -256,9 +265,9 @@ impl Room {
         let mut frames = Vec::new();
         let mut batch = Vec::new();
         let mut size = 0;
-        for update in pending.values().filter(|u| !u.hidden) {
+        for update in pending {
             size += update.info.encoded_len();
-            batch.push(update.info.clone());
+            batch.push(update.info);
             if size >= UPDATE_BATCH_TARGET_BYTES {
                 frames.push(encode_signal(Signal::Update(proto::ParticipantUpdate {
                     participants: std::mem::take(&mut batch),
@@ -271,8 +280,7 @@ impl Room {
         }
         let mut stalled = Vec::new();
         for p in self.participants.values() {
-            let own_hidden = pending.get(&p.spec.identity).filter(|u| u.hidden).map(|u| update_frame(u.info.clone()));
-            if frames.iter().chain(own_hidden.iter()).any(|f| p.outbox.push(f.clone()).is_err()) {
+            if frames.iter().any(|f| p.outbox.push(f.clone()).is_err()) {
                 stalled.push(p.spec.identity.clone());
             }
         }
@@ -288,8 +296,8 @@ impl Room {
         hidden: bool,
         include_self: bool,
     ) {
-        // A newer immediate update supersedes a pending one about the same participant.
-        self.pending.remove(info.identity.as_str());
+        // A newer immediate update supersedes a pending one about the same session.
+        self.pending.retain(|u| &u.sid != about);
         let frame = update_frame(info);
         let stalled: Vec<_> = self
             .participants
@@ -414,6 +422,29 @@ mod tests {
         // A stale sid does nothing.
         assert!(!r.leave(&a_sid, DisconnectReason::ClientInitiated, Instant::now()));
         assert_eq!(r.participant_infos().len(), 1);
+    }
+
+    #[test]
+    fn a_departure_survives_a_hidden_rejoin_in_the_same_batch() {
+        let mut r = room();
+        let (_, mut obs) = join(&mut r, "observer");
+        let (x_sid, _x) = join(&mut r, "x");
+        r.flush_updates();
+        drain(&mut obs);
+        assert!(r.leave(&x_sid, DisconnectReason::ClientInitiated, Instant::now()));
+        let mut ghost = who("x");
+        ghost.permission.hidden = true;
+        let (outbox, _g) = Outbox::channel();
+        r.join(ghost, outbox, 0, "t").unwrap();
+        r.flush_updates();
+        let seen = drain(&mut obs);
+        let infos: Vec<_> = seen
+            .iter()
+            .filter_map(|m| if let Signal::Update(u) = m { Some(u.participants.clone()) } else { None })
+            .flatten()
+            .collect();
+        assert_eq!(infos.len(), 1, "only the old session's departure, nothing of the hidden one: {infos:?}");
+        assert_eq!((infos[0].sid.as_str(), infos[0].state), (x_sid.as_str(), State::Disconnected as i32));
     }
 
     #[test]

@@ -65,6 +65,13 @@ impl Outbox {
     pub fn kick(&self) {
         self.kick.notify_one();
     }
+
+    /// Queues a session's last frame; a client too far behind to take it is closed at once.
+    pub fn push_or_kick(&self, frame: Bytes) {
+        if self.push(frame).is_err() {
+            self.kick();
+        }
+    }
 }
 
 /// Who is joining: everything the room needs from the token and the connection.
@@ -88,16 +95,27 @@ pub struct JoinSpec {
     pub region: String,
     /// Expiry of the token the session joined with (Unix seconds), for refresh tokens.
     pub token_expires_at: i64,
-    /// When that token became valid (`nbf`, Unix seconds; 0 if it did not say).
-    pub token_not_before: i64,
+    /// When that token was made: the later of its `iat` and `nbf` (Unix seconds; 0 if it says
+    /// neither, which `revoke_token_ts` then treats as older than any revocation).
+    pub token_issued_at: i64,
+    /// The token's whole room grant, so refresh tokens keep what the permission does not
+    /// carry (admin grants, destination room, …).
+    pub grant: crate::auth::VideoGrant,
 }
 
 /// Mints the `refresh_token` a participant gets at join and after each change of its claims.
 ///
 /// A port: the domain says *when* and *for whom*; the auth layer knows keys and formats.
 pub trait TokenRefresher: Send + Sync + 'static {
-    /// A token for `info` in `room`, or `None` when none can be minted.
-    fn refresh(&self, room: &str, info: &proto::ParticipantInfo, original_expiry: i64) -> Option<String>;
+    /// A token for `info` in `room`, keeping what `grant` (the joining token's) says beyond
+    /// the current permission, or `None` when none can be minted.
+    fn refresh(
+        &self,
+        room: &str,
+        info: &proto::ParticipantInfo,
+        grant: &crate::auth::VideoGrant,
+        original_expiry: i64,
+    ) -> Option<String>;
 }
 
 /// Mints nothing (unit tests).
@@ -105,7 +123,7 @@ pub trait TokenRefresher: Send + Sync + 'static {
 pub struct NoRefresh;
 
 impl TokenRefresher for NoRefresh {
-    fn refresh(&self, _: &str, _: &proto::ParticipantInfo, _: i64) -> Option<String> {
+    fn refresh(&self, _: &str, _: &proto::ParticipantInfo, _: &crate::auth::VideoGrant, _: i64) -> Option<String> {
         None
     }
 }

@@ -213,6 +213,11 @@ impl Registry {
             };
             let mut locked = slot.room.lock();
             if locked.is_closed() {
+                // Closed by the reaper or a delete but not yet removed: create replaces it.
+                drop(locked);
+                if create {
+                    self.create_room(CreateRequest { name: room.clone(), ..Default::default() }, now);
+                }
                 continue;
             }
             return locked.join(spec, outbox, self.inner.clock.now_ms(), env!("CARGO_PKG_VERSION"));
@@ -408,6 +413,20 @@ mod tests {
         // The reaper's second phase must not remove the replacement.
         assert!(r.close_idle(t0 + Duration::from_secs(2)).is_empty());
         assert_eq!(r.get_room("a").unwrap().proto.sid, new.room.proto.sid);
+    }
+
+    #[test]
+    fn a_join_racing_the_reaper_gets_a_fresh_room() {
+        let r = registry();
+        let t0 = Instant::now();
+        let old = r.create_room(req("a"), t0).room;
+        r.slot("a").unwrap().room.lock().close(proto::DisconnectReason::RoomClosed);
+        let (outbox, _inbox) = Outbox::channel();
+        let spec = JoinSpec { identity: crate::ids::ParticipantIdentity::new("p"), ..Default::default() };
+        r.join(&RoomName::new("a"), spec, outbox, true, t0).unwrap();
+        let now = r.get_room("a").unwrap();
+        assert_ne!(now.proto.sid, old.proto.sid);
+        assert_eq!(now.proto.num_participants, 1);
     }
 
     #[test]

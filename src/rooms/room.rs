@@ -59,10 +59,10 @@ pub struct Room {
     pub(super) closed: bool,
     /// Connected participants by identity (one session per identity).
     pub(super) participants: BTreeMap<ParticipantIdentity, Participant>,
-    /// Presence updates about non-publishers waiting for the next batch flush, latest info per
-    /// identity (see [`Room::flush_updates`]). Bounded by the number of identities seen since
-    /// the last flush.
-    pub(super) pending: BTreeMap<ParticipantIdentity, PendingUpdate>,
+    /// Presence updates about visible non-publishers waiting for the next batch flush: the
+    /// latest info per session (sid), in the order first queued (see [`Room::flush_updates`]).
+    /// Bounded by the number of sessions that came or went since the last flush.
+    pub(super) pending: Vec<PendingUpdate>,
     /// Identities removed with `revoke_token_ts`: tokens valid from before that time (Unix
     /// seconds) may not join again. Kept as long as the room lives; one entry per identity.
     pub(super) revoked: BTreeMap<ParticipantIdentity, i64>,
@@ -91,7 +91,7 @@ impl Room {
             closed: false,
             participants: BTreeMap::new(),
             revoked: BTreeMap::new(),
-            pending: BTreeMap::new(),
+            pending: Vec::new(),
             snapshot: RoomSnapshot::new(proto::Room::default()),
             refresher,
         };

@@ -21,38 +21,67 @@ use crate::{
     rooms::{Inbox, membership::PING_TIMEOUT_SECS},
 };
 
+/// How long one write to a client may take before the client counts as stalled.
+const WRITE_DEADLINE: Duration = Duration::from_secs(5);
+/// Frames written per turn before the reader gets a chance (no starving client requests).
+const WRITE_BATCH: usize = 64;
+
+/// Why a write did not complete.
+enum WriteFailed {
+    /// Socket error or the deadline passed.
+    Broken,
+    /// The room dropped the participant for not reading.
+    Kicked,
+}
+
+/// Writes `first` and up to [`WRITE_BATCH`] more queued frames, then flushes once; bounded by
+/// [`WRITE_DEADLINE`] and interrupted by a kick, so a client that stops reading can never
+/// hold this task.
+async fn write_batch(
+    socket: &mut WebSocket,
+    first: Message,
+    frames: &mut tokio::sync::mpsc::Receiver<Bytes>,
+    kick: &tokio::sync::Notify,
+) -> Result<(), WriteFailed> {
+    let write = async {
+        socket.feed(first).await?;
+        for _ in 0..WRITE_BATCH {
+            let Ok(more) = frames.try_recv() else { break };
+            socket.feed(Message::Binary(more)).await?;
+        }
+        socket.flush().await
+    };
+    tokio::select! {
+        written = tokio::time::timeout(WRITE_DEADLINE, write) => match written {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(WriteFailed::Broken),
+        },
+        () = kick.notified() => Err(WriteFailed::Kicked),
+    }
+}
+
 /// Runs a joined session until it ends, then removes the participant (if still current).
 ///
 /// One task owns the socket: `select!` drops the losing futures before a branch runs, so
 /// reading and writing need no split (and no lock between halves). The silence timer is one
 /// pinned `Sleep`, reset on each received message rather than re-created on every wake-up.
+/// Every write goes through [`write_batch`] (deadline and kick), pongs included.
 pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, sid: ParticipantSid, inbox: Inbox) {
     let Inbox { mut frames, kick } = inbox;
     let ping_timeout = Duration::from_secs(PING_TIMEOUT_SECS.unsigned_abs().into());
     let silence = tokio::time::sleep(ping_timeout);
     tokio::pin!(silence);
+    let mut healthy = true;
     let reason = loop {
         tokio::select! {
-            biased;
             // No kick branch here: a kicked participant's queue is also closed, so this
-            // branch wakes, and the write below (the only place a stalled client can block us)
-            // watches the kick.
+            // branch wakes, and writes (the only place a stalled client can block us) watch
+            // the kick.
             frame = frames.recv() => match frame {
                 Some(frame) => {
-                    // Write everything already queued, then flush once. A client that stops
-                    // reading blocks the write; the kick must still land.
-                    let write = async {
-                        socket.feed(Message::Binary(frame)).await?;
-                        while let Ok(more) = frames.try_recv() {
-                            socket.feed(Message::Binary(more)).await?;
-                        }
-                        socket.flush().await
-                    };
-                    tokio::select! {
-                        written = write => if written.is_err() {
-                            break Some(DisconnectReason::SignalClose);
-                        },
-                        () = kick.notified() => break Some(DisconnectReason::SignalClose),
+                    if let Err(e) = write_batch(&mut socket, Message::Binary(frame), &mut frames, &kick).await {
+                        healthy = false;
+                        break (!matches!(e, WriteFailed::Kicked)).then_some(DisconnectReason::SignalClose);
                     }
                 }
                 // The room removed us after queueing a leave: it has already told everyone.
@@ -63,8 +92,9 @@ pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, sid:
                 match msg {
                     Some(Ok(Message::Binary(data))) => match handle(&app, &room, &sid, &data) {
                         Handled::Reply(frame) => {
-                            if socket.send(Message::Binary(frame)).await.is_err() {
-                                break Some(DisconnectReason::SignalClose);
+                            if let Err(e) = write_batch(&mut socket, Message::Binary(frame), &mut frames, &kick).await {
+                                healthy = false;
+                                break (!matches!(e, WriteFailed::Kicked)).then_some(DisconnectReason::SignalClose);
                             }
                         }
                         Handled::Leave => break Some(DisconnectReason::ClientInitiated),
@@ -86,7 +116,10 @@ pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, sid:
     if let Some(reason) = reason {
         app.registry.leave(&room, &sid, reason);
     }
-    let _ = socket.send(Message::Close(None)).await;
+    // A stalled socket gets no close frame: writing it could block again.
+    if healthy {
+        let _ = tokio::time::timeout(WRITE_DEADLINE, socket.send(Message::Close(None))).await;
+    }
     tracing::debug!(%room, %sid, ?reason, "session ended");
 }
 
