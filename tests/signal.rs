@@ -263,6 +263,16 @@ async fn a_full_room_refuses_and_a_resume_is_sent_back_to_rejoin() {
     let (_a, _) = SignalClient::join(s.addr, &join_token("r", "a")).await;
     let r = SignalClient::connect(s.addr, &join_token("r", "b"), "").await.err().expect("room is full");
     assert_eq!((r.status, r.body.as_str()), (503, "room is full"));
+    // /rtc/validate gives the same verdict; the current occupant may still replace itself.
+    let validate = |token: String| {
+        let http = s.http.clone();
+        let url = format!("{}/rtc/validate?access_token={token}", s.url());
+        async move { common::Reply::from(http.get(url).send().await.unwrap()).await }
+    };
+    let r = validate(join_token("r", "b")).await;
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (503, "room is full"));
+    let r = validate(join_token("r", "a")).await;
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "success"));
 
     let mut resumed =
         SignalClient::connect(s.addr, &join_token("r", "a"), "&reconnect=1&sid=PA_unknown").await.expect("upgraded");

@@ -128,6 +128,24 @@ impl Room {
         Ok(sid)
     }
 
+    /// Whether `spec` could join now (validation without joining, for `/rtc/validate`).
+    pub fn check_join(&self, spec: &JoinSpec) -> Result<(), RoomError> {
+        if self.closed {
+            return Err(RoomError::RoomNotFound);
+        }
+        if self.revoked.get(&spec.identity).is_some_and(|ts| spec.token_issued_at < *ts) {
+            return Err(RoomError::TokenRevoked);
+        }
+        let dependent = spec.kind == proto::participant_info::Kind::Agent as i32
+            || spec.kind == proto::participant_info::Kind::Egress as i32;
+        let replacing = self.participants.get(&spec.identity).is_some_and(|p| !p.dependent());
+        let max = self.spec.max_participants;
+        if max > 0 && !dependent && !replacing && self.participant_count() >= max {
+            return Err(RoomError::RoomFull);
+        }
+        Ok(())
+    }
+
     /// The room as the newcomer will see it once it is counted.
     fn snapshot_after_join(&self, newcomer: &Participant) -> proto::Room {
         let mut room = self.snapshot.proto.clone();

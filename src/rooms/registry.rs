@@ -263,9 +263,16 @@ impl Registry {
         Some(f(&mut locked))
     }
 
-    /// Whether a live room of that name exists.
-    pub fn room_exists(&self, room: &str) -> bool {
-        self.get_room(room).is_ok()
+    /// Whether `spec` could join `room` now, creating it if `create` (nothing changes).
+    pub fn check_join(&self, room: &RoomName, spec: &JoinSpec, create: bool) -> Result<(), RoomError> {
+        match self.slot(room.as_str()) {
+            Some(slot) => match slot.room.lock().check_join(spec) {
+                Err(RoomError::RoomNotFound) if create => Ok(()),
+                other => other,
+            },
+            None if create => Ok(()),
+            None => Err(RoomError::RoomNotFound),
+        }
     }
 
     /// Closes every room whose idle timeout ran out at `now`; returns their names.

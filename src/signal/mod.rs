@@ -120,8 +120,10 @@ pub fn plan(app: &AppState, claims: Option<&Claims>, query: &HashMap<String, Str
 fn join_refusal(e: &RoomError) -> Refusal {
     match e {
         RoomError::RoomNotFound => Refusal::new(StatusCode::NOT_FOUND, "requested room does not exist"),
+        // LiveKit's join fails deep in session start here and surfaces as a 500; a clear 503
+        // says what happened (browsers map both to "internal error").
         RoomError::RoomFull => Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "room is full"),
-        // 401 like every other "not allowed": clients do not retry it.
+        // 401 like every other "not allowed": SDKs do not retry it.
         RoomError::TokenRevoked => Refusal::new(StatusCode::UNAUTHORIZED, "access token was revoked"),
         _ => Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "could not join the room"),
     }
@@ -139,8 +141,10 @@ async fn validate(
         Ok(p) => p,
         Err(r) => return with_cors(r.into_response()),
     };
-    if !plan.resume && !plan.create && !app.registry.room_exists(plan.room.as_str()) {
-        return with_cors(join_refusal(&RoomError::RoomNotFound).into_response());
+    if !plan.resume
+        && let Err(e) = app.registry.check_join(&plan.room, &plan.spec, plan.create)
+    {
+        return with_cors(join_refusal(&e).into_response());
     }
     with_cors((StatusCode::OK, "success").into_response())
 }

@@ -1,7 +1,7 @@
 //! The fourteen RoomService RPCs. Each: span fields → grant → limits → one registry call.
 //!
-//! Participant-level calls run against the live registry; until the /rtc sessions layer lands
-//! no participant can exist there, so they answer `not_found` for the participant.
+//! Participant-level calls act on the sessions connected over `/rtc`; an unknown room or
+//! participant is `not_found`.
 //!
 //! Deliberate differences from LiveKit (also listed in the README): an unknown room or
 //! participant is always `not_found`, where LiveKit's internal routing makes some RPCs answer
