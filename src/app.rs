@@ -19,6 +19,9 @@ pub struct AppState {
     pub verifier: Arc<TokenVerifier>,
     /// Wall clock (token times, creation times).
     pub clock: SharedClock,
+    /// Signalling sessions still running (upgraded sockets are outside axum's graceful
+    /// shutdown, so the server counts them to wait for their leaves to be written).
+    pub sessions: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl AppState {
@@ -27,6 +30,6 @@ impl AppState {
         let refresher = Arc::new(KeyRefresher::new(&config.keys, Arc::clone(&clock)));
         let registry = crate::rooms::Registry::new(config.room.clone(), Arc::clone(&clock), refresher);
         let verifier = Arc::new(TokenVerifier::new(config.keys.clone()));
-        Self { config: Arc::new(config), registry, verifier, clock }
+        Self { config: Arc::new(config), registry, verifier, clock, sessions: Arc::default() }
     }
 }

@@ -80,6 +80,15 @@ impl Server {
     /// request open longer is cut off, so a stop signal always stops the server.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
+        // Sessions get a SERVER_SHUTDOWN leave, then the grace period to write it.
+        self.app.registry.disconnect_everyone(crate::proto::DisconnectReason::ServerShutdown);
+        let sessions = Arc::clone(&self.app.sessions);
+        let sessions_done = async move {
+            while sessions.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        };
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, sessions_done).await;
         let drain = async {
             while let Some(res) = self.tasks.join_next().await {
                 if let Ok(Err(e)) = res {

@@ -331,3 +331,16 @@ async fn a_stalled_client_is_dropped_and_the_room_keeps_serving_everyone_else() 
     drop(stalled);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn stopping_the_server_sends_every_session_a_shutdown_leave() {
+    let s = TestServer::spawn("").await;
+    let (mut a, _) = SignalClient::join(s.addr, &join_token("r", "a")).await;
+    let (mut b, _) = SignalClient::join(s.addr, &join_token("other", "b")).await;
+    let stop = tokio::spawn(s.stop());
+    for c in [&mut a, &mut b] {
+        c.recv_until("shutdown leave", is_leave(DisconnectReason::ServerShutdown)).await;
+        assert!(c.recv().await.is_none(), "the socket closes after the leave");
+    }
+    stop.await.unwrap();
+}

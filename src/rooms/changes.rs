@@ -239,6 +239,15 @@ impl Room {
         }
     }
 
+    /// Queues a fresh refresh token for every participant (LiveKit sends one every 5 minutes,
+    /// so a client always holds a token good enough to rejoin).
+    pub fn refresh_all_tokens(&mut self) {
+        let identities: Vec<String> = self.participants.keys().map(ToString::to_string).collect();
+        for identity in identities {
+            self.send_refresh_token(&identity);
+        }
+    }
+
     /// Queues a refresh token for the participant (at join and after claim changes).
     pub(super) fn send_refresh_token(&mut self, identity: &str) {
         let Some(p) = self.participants.get(identity) else { return };

@@ -210,8 +210,8 @@ impl Room {
         self.participants.get(identity).map(Participant::snapshot).ok_or(RoomError::ParticipantNotFound)
     }
 
-    /// Sends everyone a leave with `reason` and drops them all (room closing).
-    pub(super) fn disconnect_all(&mut self, reason: DisconnectReason) {
+    /// Sends everyone a leave with `reason` and drops them all (room closing, server stop).
+    pub fn disconnect_all(&mut self, reason: DisconnectReason) {
         let frame = leave_frame(reason);
         for p in std::mem::take(&mut self.participants).into_values() {
             p.outbox.push_or_kick(frame.clone());

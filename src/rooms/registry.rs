@@ -302,6 +302,22 @@ impl Registry {
         self.inner.rooms.len()
     }
 
+    /// Tells every session in every room to leave with `reason` (server shutdown).
+    pub fn disconnect_everyone(&self, reason: proto::DisconnectReason) {
+        let slots: Vec<_> = self.inner.rooms.iter().map(|e| Arc::clone(e.value())).collect();
+        for slot in slots {
+            slot.room.lock().disconnect_all(reason);
+        }
+    }
+
+    /// Sends every participant a fresh refresh token.
+    pub fn refresh_tokens(&self) {
+        let slots: Vec<_> = self.inner.rooms.iter().map(|e| Arc::clone(e.value())).collect();
+        for slot in slots {
+            slot.room.lock().refresh_all_tokens();
+        }
+    }
+
     /// Sends every room's batched presence updates.
     pub fn flush_updates(&self) {
         let slots: Vec<_> = self.inner.rooms.iter().map(|e| Arc::clone(e.value())).collect();
@@ -310,27 +326,38 @@ impl Registry {
         }
     }
 
-    /// Runs [`Self::close_idle`] every second and [`Self::flush_updates`] every batch interval
-    /// until the registry's last handle is dropped.
+    /// Runs [`Self::close_idle`] every second, [`Self::flush_updates`] every batch interval and
+    /// [`Self::refresh_tokens`] every five minutes, until the registry's last handle is dropped.
     pub fn spawn_reaper(&self) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(&self.inner);
         let batch_every = self.inner.defaults.update_batch_interval;
         tokio::spawn(async move {
             let mut reap = tokio::time::interval(Duration::from_secs(1));
             let mut flush = tokio::time::interval(batch_every);
-            reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let token_every = Duration::from_secs(300);
+            let mut tokens = tokio::time::interval_at(Instant::now() + token_every, token_every);
+            for i in [&mut reap, &mut flush, &mut tokens] {
+                i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            }
+            enum Job {
+                Reap,
+                Flush,
+                Tokens,
+            }
             loop {
-                let reaping = tokio::select! {
-                    _ = reap.tick() => true,
-                    _ = flush.tick() => false,
+                let job = tokio::select! {
+                    _ = reap.tick() => Job::Reap,
+                    _ = flush.tick() => Job::Flush,
+                    _ = tokens.tick() => Job::Tokens,
                 };
                 let Some(inner) = weak.upgrade() else { break };
                 let registry = Registry { inner };
-                if reaping {
-                    registry.close_idle(Instant::now());
-                } else {
-                    registry.flush_updates();
+                match job {
+                    Job::Reap => {
+                        registry.close_idle(Instant::now());
+                    }
+                    Job::Flush => registry.flush_updates(),
+                    Job::Tokens => registry.refresh_tokens(),
                 }
             }
         })
@@ -443,6 +470,40 @@ mod tests {
         r.create_room(req("a"), Instant::now());
         assert_eq!(r.update_room_metadata("a", "x".into()).unwrap().proto.metadata, "x");
         assert_eq!(r.get_room("a").unwrap().proto.metadata, "x");
+    }
+
+    struct CountingRefresher;
+    impl TokenRefresher for CountingRefresher {
+        fn refresh(&self, _: &str, _: &proto::ParticipantInfo, _: &crate::auth::VideoGrant, _: i64) -> Option<String> {
+            Some("t".into())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refresh_tokens_go_out_every_five_minutes() {
+        use prost::Message as _;
+        let r = Registry::new(
+            RoomDefaults::default(),
+            Arc::new(ManualClock::new(1_700_000_000_000)),
+            Arc::new(CountingRefresher),
+        );
+        let (outbox, mut inbox) = Outbox::channel();
+        let spec = JoinSpec { identity: crate::ids::ParticipantIdentity::new("p"), ..Default::default() };
+        r.join(&RoomName::new("a"), spec, outbox, true, Instant::now()).unwrap();
+        let task = r.spawn_reaper();
+        let count_tokens = |inbox: &mut crate::rooms::Inbox| {
+            let mut n = 0;
+            while let Ok(f) = inbox.frames.try_recv() {
+                let m = proto::SignalResponse::decode(f).unwrap().message;
+                n += usize::from(matches!(m, Some(proto::signal_response::Message::RefreshToken(_))));
+            }
+            n
+        };
+        tokio::time::sleep(Duration::from_secs(299)).await;
+        assert_eq!(count_tokens(&mut inbox), 1, "only the join's token so far");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(count_tokens(&mut inbox), 1, "one more after five minutes");
+        task.abort();
     }
 
     #[tokio::test(start_paused = true)]

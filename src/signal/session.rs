@@ -67,6 +67,7 @@ async fn write_batch(
 /// pinned `Sleep`, reset on each received message rather than re-created on every wake-up.
 /// Every write goes through [`write_batch`] (deadline and kick), pongs included.
 pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, sid: ParticipantSid, inbox: Inbox) {
+    let _counted = SessionCount::enter(&app.sessions);
     let Inbox { mut frames, kick } = inbox;
     let ping_timeout = Duration::from_secs(PING_TIMEOUT_SECS.unsigned_abs().into());
     let silence = tokio::time::sleep(ping_timeout);
@@ -121,6 +122,22 @@ pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, sid:
         let _ = tokio::time::timeout(WRITE_DEADLINE, socket.send(Message::Close(None))).await;
     }
     tracing::debug!(%room, %sid, ?reason, "session ended");
+}
+
+/// Counts a running session for the server's shutdown; the count drops on every exit path.
+struct SessionCount(Arc<std::sync::atomic::AtomicUsize>);
+
+impl SessionCount {
+    fn enter(count: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(Arc::clone(count))
+    }
+}
+
+impl Drop for SessionCount {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Answers a resume we cannot honour: a leave asking for a full rejoin, then close.
