@@ -244,9 +244,7 @@ async fn removal_with_revoke_token_ts_refuses_older_tokens() {
     let _: proto::RemoveParticipantResponse = s.proto("RemoveParticipant", &admin("r"), &who(cutoff)).await.unwrap();
     let r = SignalClient::connect(s.addr, &old, "").await.err().expect("revoked");
     assert_eq!((r.status, r.body.as_str()), (401, "access token was revoked"));
-    let r =
-        common::Reply::from(s.http.get(format!("{}/rtc/validate?access_token={old}", s.url())).send().await.unwrap())
-            .await;
+    let r = s.validate(&old).await;
     assert_eq!((r.status.as_u16(), r.text().as_str()), (401, "access token was revoked"));
     let (_t, j) = SignalClient::join(s.addr, &join_token_at("r", "troll", 5)).await;
     assert_eq!(j.participant.unwrap().identity, "troll");

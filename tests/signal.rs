@@ -224,17 +224,12 @@ async fn joins_are_validated_before_the_upgrade() {
     assert_eq!((r.status, r.body.as_str()), (404, "requested room does not exist"));
 
     // /rtc/validate gives the same verdicts as plain HTTP, with CORS for browsers.
-    let validate = |token: String| {
-        let http = s.http.clone();
-        let url = format!("{}/rtc/validate?access_token={token}", s.url());
-        async move { common::Reply::from(http.get(url).send().await.unwrap()).await }
-    };
-    let r = validate(join_token("missing", "alice")).await;
+    let r = s.validate(&join_token("missing", "alice")).await;
     assert_eq!((r.status.as_u16(), r.text().as_str()), (404, "requested room does not exist"));
     assert_eq!(r.headers["access-control-allow-origin"], "*");
     // roomCreate may create a room even with auto_create off.
     let creator = join_token_with("new", "alice", VideoGrant { room_create: true, ..Default::default() });
-    let r = validate(creator.clone()).await;
+    let r = s.validate(&creator).await;
     assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "success"));
     let (_c, j) = SignalClient::join(s.addr, &creator).await;
     assert_eq!(j.room.unwrap().name, "new");
@@ -264,14 +259,9 @@ async fn a_full_room_refuses_and_a_resume_is_sent_back_to_rejoin() {
     let r = SignalClient::connect(s.addr, &join_token("r", "b"), "").await.err().expect("room is full");
     assert_eq!((r.status, r.body.as_str()), (503, "room is full"));
     // /rtc/validate gives the same verdict; the current occupant may still replace itself.
-    let validate = |token: String| {
-        let http = s.http.clone();
-        let url = format!("{}/rtc/validate?access_token={token}", s.url());
-        async move { common::Reply::from(http.get(url).send().await.unwrap()).await }
-    };
-    let r = validate(join_token("r", "b")).await;
+    let r = s.validate(&join_token("r", "b")).await;
     assert_eq!((r.status.as_u16(), r.text().as_str()), (503, "room is full"));
-    let r = validate(join_token("r", "a")).await;
+    let r = s.validate(&join_token("r", "a")).await;
     assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "success"));
 
     let mut resumed =

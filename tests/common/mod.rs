@@ -59,6 +59,12 @@ impl TestServer {
         }
     }
 
+    /// `GET /rtc/validate` with a token: the join verdict as plain HTTP.
+    pub async fn validate(&self, token: &str) -> Reply {
+        let url = format!("{}/rtc/validate?access_token={token}", self.url());
+        Reply::from(self.http.get(url).send().await.expect("request sent")).await
+    }
+
     /// Twirp call with a JSON body; returns status, headers and the raw body.
     pub async fn call_json(&self, method: &str, token: Option<&str>, body: &str) -> Reply {
         self.raw(method, token, "application/json", body.as_bytes().to_vec()).await
