@@ -533,6 +533,25 @@ mod tests {
     }
 
     #[test]
+    fn count_changes_are_announced_once() {
+        let mut r = room();
+        let (_, mut a) = join(&mut r, "alice");
+        let (_, mut b) = join(&mut r, "bob");
+        drain(&mut a);
+        drain(&mut b);
+        r.announce_counts();
+        for inbox in [&mut a, &mut b] {
+            let seen = drain(inbox);
+            assert!(
+                matches!(&seen[..], [Signal::RoomUpdate(u)] if u.room.as_ref().unwrap().num_participants == 2),
+                "{seen:?}"
+            );
+        }
+        r.announce_counts();
+        assert!(drain(&mut a).is_empty(), "unchanged counts are not repeated");
+    }
+
+    #[test]
     fn metadata_change_reaches_everyone_as_room_update() {
         let mut r = room();
         let (_, mut a) = join(&mut r, "alice");

@@ -318,11 +318,13 @@ impl Registry {
         }
     }
 
-    /// Sends every room's batched presence updates.
+    /// Sends every room's batched presence updates, then a RoomUpdate where counts changed.
     pub fn flush_updates(&self) {
         let slots: Vec<_> = self.inner.rooms.iter().map(|e| Arc::clone(e.value())).collect();
         for slot in slots {
-            slot.room.lock().flush_updates();
+            let mut room = slot.room.lock();
+            room.flush_updates();
+            room.announce_counts();
         }
     }
 

@@ -63,6 +63,8 @@ pub struct Room {
     /// latest info per session (sid), in the order first queued (see [`Room::flush_updates`]).
     /// Bounded by the number of sessions that came or went since the last flush.
     pub(super) pending: Vec<PendingUpdate>,
+    /// `(num_participants, num_publishers)` as sessions last heard them in a RoomUpdate.
+    pub(super) announced_counts: (u32, u32),
     /// Identities removed with `revoke_token_ts`: tokens valid from before that time (Unix
     /// seconds) may not join again. Kept as long as the room lives; one entry per identity.
     pub(super) revoked: BTreeMap<ParticipantIdentity, i64>,
@@ -92,6 +94,7 @@ impl Room {
             participants: BTreeMap::new(),
             revoked: BTreeMap::new(),
             pending: Vec::new(),
+            announced_counts: (0, 0),
             snapshot: RoomSnapshot::new(proto::Room::default()),
             refresher,
         };
@@ -128,12 +131,26 @@ impl Room {
         if changed {
             self.refresh();
             // Everyone sees the new room (LiveKit sends RoomUpdate on metadata at once).
-            let update = encode_signal(proto::signal_response::Message::RoomUpdate(proto::RoomUpdate {
-                room: Some(self.snapshot.proto.clone()),
-            }));
-            self.send_to_all(&update);
+            self.send_room_update();
         }
         changed
+    }
+
+    /// Tells sessions about changed participant/publisher counts, at most once per call (the
+    /// registry calls it every batch interval; LiveKit refreshes counts every ≤ 5 s).
+    pub fn announce_counts(&mut self) {
+        let p = &self.snapshot.proto;
+        if (p.num_participants, p.num_publishers) != self.announced_counts {
+            self.send_room_update();
+        }
+    }
+
+    fn send_room_update(&mut self) {
+        let p = &self.snapshot.proto;
+        self.announced_counts = (p.num_participants, p.num_publishers);
+        let update =
+            encode_signal(proto::signal_response::Message::RoomUpdate(proto::RoomUpdate { room: Some(p.clone()) }));
+        self.send_to_all(&update);
     }
 
     /// The current API view (cheap: an `Arc` clone).
