@@ -11,7 +11,10 @@
 
 use std::{hint::black_box, sync::Arc};
 
-use axum::{Router, body::Body, extract::Request, response::IntoResponse, routing::post};
+#[path = "support.rs"]
+mod support;
+
+use axum::{Router, body::Body, extract::Request, routing::post};
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{StatusCode, header};
 use http_body_util::BodyExt as _;
@@ -89,18 +92,7 @@ fn baseline(body: bytes::Bytes) -> Router {
         post(move |req: Request| {
             let verifier = Arc::clone(&verifier);
             let body = body.clone();
-            async move {
-                let token = req
-                    .headers()
-                    .get(header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "))
-                    .unwrap_or("");
-                match verifier.verify(token, SystemClock.now_secs()) {
-                    Ok(_) => ([(header::CONTENT_TYPE, "application/protobuf")], body).into_response(),
-                    Err(_) => StatusCode::UNAUTHORIZED.into_response(),
-                }
-            }
+            async move { support::baseline_rpc(&verifier, &req, body) }
         }),
     )
 }

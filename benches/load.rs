@@ -29,6 +29,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+#[path = "support.rs"]
+mod support;
+
 use futures_util::{SinkExt as _, StreamExt as _};
 use prost::Message as _;
 use tokio_tungstenite::tungstenite::Message;
@@ -412,10 +415,9 @@ async fn serve_baseline(answer: Option<String>) {
     use axum::{
         Router,
         extract::{Request, WebSocketUpgrade, ws::Message as WsMessage},
-        response::IntoResponse,
         routing::{get, post},
     };
-    use http::{StatusCode, header};
+    use http::StatusCode;
     let answer = bytes::Bytes::from(answer.map(|p| std::fs::read(p).unwrap()).unwrap_or_default());
     let verifier =
         Arc::new(usher::auth::TokenVerifier::new(usher::config::Keys::new([(KEY.to_string(), SECRET.to_string())])));
@@ -425,18 +427,7 @@ async fn serve_baseline(answer: Option<String>) {
         let verifier = Arc::clone(&verifier);
         move |req: Request| {
             let (verifier, answer) = (Arc::clone(&verifier), answer.clone());
-            async move {
-                let token = req
-                    .headers()
-                    .get(header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "))
-                    .unwrap_or("");
-                match verifier.verify(token, SystemClock.now_secs()) {
-                    Ok(_) => ([(header::CONTENT_TYPE, "application/protobuf")], answer).into_response(),
-                    Err(_) => StatusCode::UNAUTHORIZED.into_response(),
-                }
-            }
+            async move { support::baseline_rpc(&verifier, &req, answer) }
         }
     };
     let ws = {

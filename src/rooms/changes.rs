@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use super::{RoomError, limits::LimitError, membership::encode_signal, participant::Participant, room::Room};
+use super::{RoomError, limits::LimitError, membership::encode_signal, room::Room};
 use crate::{
     config::LimitConfig,
     ids::{ParticipantSid, random_id},
@@ -168,7 +168,7 @@ impl Room {
         p.tracks.push(track);
         p.is_publisher = true;
         self.refresh();
-        self.announce(&identity, false);
+        self.announce(identity.as_str(), false);
     }
 
     /// A client's MuteTrackRequest for its own track.
@@ -181,7 +181,7 @@ impl Room {
         };
         if track.muted != muted {
             track.muted = muted;
-            self.announce(&identity, false);
+            self.announce(identity.as_str(), false);
         }
     }
 
@@ -212,17 +212,13 @@ impl Room {
         let request_id = req.request_id;
         let change =
             ParticipantChange { name: req.name, metadata: req.metadata, attributes: req.attributes, permission: None };
-        let _ = self.update_participant(&identity, change);
+        let _ = self.update_participant(identity.as_str(), change);
         // Protocol 15 and later also get an OK, which the JS SDK's promise waits for.
         if protocol >= 15
             && let Some(p) = self.participants.get(identity.as_str())
         {
             let _ = p.outbox.push(request_response(request_id, Reason::Ok, ""));
         }
-    }
-
-    fn identity_of(&self, sid: &ParticipantSid) -> Option<String> {
-        self.participants.values().find(|p| &p.sid == sid).map(|p| p.spec.identity.to_string())
     }
 
     /// Bumps the version, broadcasts the participant's info to everyone (itself included),
@@ -265,12 +261,4 @@ fn request_response(request_id: u32, reason: Reason, message: &str) -> Bytes {
         message: message.to_string(),
         request: None,
     }))
-}
-
-/// Helper for tests elsewhere: a participant's tracks.
-impl Participant {
-    /// Published tracks.
-    pub fn tracks(&self) -> &[proto::TrackInfo] {
-        &self.tracks
-    }
 }

@@ -16,7 +16,7 @@ use super::{
     room::Room,
 };
 use crate::{
-    ids::ParticipantSid,
+    ids::{ParticipantIdentity, ParticipantSid},
     proto::{self, DisconnectReason, participant_info::State, signal_response::Message as Signal},
 };
 
@@ -53,13 +53,6 @@ pub fn leave_frame(reason: DisconnectReason) -> Bytes {
     }))
 }
 
-fn identity_str(
-    participants: &std::collections::BTreeMap<crate::ids::ParticipantIdentity, Participant>,
-    sid: &ParticipantSid,
-) -> String {
-    participants.values().find(|p| &p.sid == sid).map(|p| p.spec.identity.to_string()).unwrap_or_default()
-}
-
 fn update_frame(info: proto::ParticipantInfo) -> Bytes {
     encode_signal(Signal::Update(proto::ParticipantUpdate { participants: vec![info] }))
 }
@@ -74,23 +67,17 @@ impl Room {
         now_ms: i64,
         server_version: &str,
     ) -> Result<ParticipantSid, RoomError> {
-        if self.closed {
-            return Err(RoomError::RoomNotFound);
-        }
-        if self.revoked.get(&spec.identity).is_some_and(|ts| spec.token_issued_at < *ts) {
-            return Err(RoomError::TokenRevoked);
-        }
+        // Closed room, revoked token, capacity (counting a session this one replaces as gone):
+        // the same verdict `/rtc/validate` gives, checked before anything changes.
+        self.check_join(&spec)?;
         if let Some(mut old) = self.participants.remove(&spec.identity) {
             old.outbox.push_or_kick(leave_frame(DisconnectReason::DuplicateIdentity));
             old.state = State::Disconnected;
             tracing::info!(room = %self.name, participant = %old.spec.identity, "replaced by a new session");
         }
         let mut p = Participant::new(spec, outbox, now_ms);
-        let max = self.spec.max_participants;
-        if max > 0 && !p.dependent() && self.participant_count() >= max {
-            return Err(RoomError::RoomFull);
-        }
-        let others: Vec<_> = self.participants.values().filter(|o| !o.hidden()).map(Participant::to_proto).collect();
+        let others: Vec<_> =
+            self.participants.values().filter(|o| !o.hidden()).map(|o| o.snapshot.proto.clone()).collect();
         let join = proto::JoinResponse {
             room: Some(self.snapshot_after_join(&p)),
             participant: Some(p.to_proto()),
@@ -119,12 +106,12 @@ impl Room {
         let identity = p.spec.identity.clone();
         let info = p.to_proto();
         let hidden = p.hidden();
-        self.participants.insert(identity, p);
+        self.participants.insert(identity.clone(), p);
         self.refresh();
         // Everyone, the newcomer included, learns of the JOINED state with the next batch (it
         // is not a publisher yet); its first refresh token goes now, as LiveKit's does.
         self.queue_presence(&sid, info, hidden);
-        self.send_refresh_token(identity_str(&self.participants, &sid).as_str());
+        self.send_refresh_token(identity.as_str());
         Ok(sid)
     }
 
@@ -136,14 +123,17 @@ impl Room {
         if self.revoked.get(&spec.identity).is_some_and(|ts| spec.token_issued_at < *ts) {
             return Err(RoomError::TokenRevoked);
         }
-        let dependent = spec.kind == proto::participant_info::Kind::Agent as i32
-            || spec.kind == proto::participant_info::Kind::Egress as i32;
         let replacing = self.participants.get(&spec.identity).is_some_and(|p| !p.dependent());
         let max = self.spec.max_participants;
-        if max > 0 && !dependent && !replacing && self.participant_count() >= max {
+        if max > 0 && !spec.dependent() && !replacing && self.participant_count() >= max {
             return Err(RoomError::RoomFull);
         }
         Ok(())
+    }
+
+    /// The identity whose current session is `sid` (a replaced session's sid finds nothing).
+    pub(super) fn identity_of(&self, sid: &ParticipantSid) -> Option<ParticipantIdentity> {
+        self.participants.values().find(|p| &p.sid == sid).map(|p| p.spec.identity.clone())
     }
 
     /// The room as the newcomer will see it once it is counted.
@@ -158,7 +148,7 @@ impl Room {
     /// Removes the session `sid` (if it is still the identity's current one). Others see it
     /// leave with `reason`. Returns whether anything was removed.
     pub fn leave(&mut self, sid: &ParticipantSid, reason: DisconnectReason, now: Instant) -> bool {
-        let Some(identity) = self.participants.values().find(|p| &p.sid == sid).map(|p| p.spec.identity.clone()) else {
+        let Some(identity) = self.identity_of(sid) else {
             return false;
         };
         self.drop_participant(identity.as_str(), reason, None, now);

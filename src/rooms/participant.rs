@@ -103,6 +103,14 @@ pub struct JoinSpec {
     pub grant: crate::auth::VideoGrant,
 }
 
+impl JoinSpec {
+    /// Agents and egress do not count toward `max_participants` or `num_participants`.
+    pub fn dependent(&self) -> bool {
+        self.kind == proto::participant_info::Kind::Agent as i32
+            || self.kind == proto::participant_info::Kind::Egress as i32
+    }
+}
+
 /// Mints the `refresh_token` a participant gets at join and after each change of its claims.
 ///
 /// A port: the domain says *when* and *for whom*; the auth layer knows keys and formats.
@@ -180,8 +188,7 @@ impl Participant {
 
     /// Agents and egress do not count toward `max_participants` or `num_participants`.
     pub fn dependent(&self) -> bool {
-        let kind = self.spec.kind;
-        kind == proto::participant_info::Kind::Agent as i32 || kind == proto::participant_info::Kind::Egress as i32
+        self.spec.dependent()
     }
 
     /// Records a change: a higher version, and a fresh snapshot of the info.

@@ -302,30 +302,31 @@ impl Registry {
         self.inner.rooms.len()
     }
 
-    /// Tells every session in every room to leave with `reason` (server shutdown).
-    pub fn disconnect_everyone(&self, reason: proto::DisconnectReason) {
+    /// Runs `f` on every room in turn, each under its own lock. The map is copied first, so no
+    /// map guard is held while a room is locked.
+    fn for_each_room(&self, mut f: impl FnMut(&mut Room)) {
         let slots: Vec<_> = self.inner.rooms.iter().map(|e| Arc::clone(e.value())).collect();
         for slot in slots {
-            slot.room.lock().disconnect_all(reason);
+            f(&mut slot.room.lock());
         }
+    }
+
+    /// Tells every session in every room to leave with `reason` (server shutdown).
+    pub fn disconnect_everyone(&self, reason: proto::DisconnectReason) {
+        self.for_each_room(|room| room.disconnect_all(reason));
     }
 
     /// Sends every participant a fresh refresh token.
     pub fn refresh_tokens(&self) {
-        let slots: Vec<_> = self.inner.rooms.iter().map(|e| Arc::clone(e.value())).collect();
-        for slot in slots {
-            slot.room.lock().refresh_all_tokens();
-        }
+        self.for_each_room(Room::refresh_all_tokens);
     }
 
     /// Sends every room's batched presence updates, then a RoomUpdate where counts changed.
     pub fn flush_updates(&self) {
-        let slots: Vec<_> = self.inner.rooms.iter().map(|e| Arc::clone(e.value())).collect();
-        for slot in slots {
-            let mut room = slot.room.lock();
+        self.for_each_room(|room| {
             room.flush_updates();
             room.announce_counts();
-        }
+        });
     }
 
     /// Runs [`Self::close_idle`] every second, [`Self::flush_updates`] every batch interval and
