@@ -23,17 +23,7 @@ fn change(identity: &str) -> proto::UpdateParticipantRequest {
 }
 
 async fn publish(c: &mut SignalClient, cid: &str, kind: TrackType, source: TrackSource) -> proto::TrackInfo {
-    c.send(Req::AddTrack(proto::AddTrackRequest {
-        cid: cid.into(),
-        name: cid.into(),
-        r#type: kind as i32,
-        source: source as i32,
-        ..Default::default()
-    }))
-    .await;
-    let m = c.recv_until("track published", |m| matches!(m, Signal::TrackPublished(t) if t.cid == cid)).await;
-    let Signal::TrackPublished(t) = m else { unreachable!() };
-    t.track.unwrap()
+    c.publish(cid, kind, source).await
 }
 
 #[tokio::test]

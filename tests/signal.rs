@@ -91,7 +91,8 @@ async fn pings_are_answered() {
 
 #[tokio::test]
 async fn leaving_and_losing_the_socket_are_seen_by_others() {
-    let s = TestServer::spawn("").await;
+    // A lost socket keeps the participant for the departure window (1 s here), for a resume.
+    let s = TestServer::spawn("room:\n  departure_timeout: 1\n").await;
     let (mut obs, _) = SignalClient::join(s.addr, &join_token("r", "observer")).await;
     let (mut a, _) = SignalClient::join(s.addr, &join_token("r", "a")).await;
     let (b, _) = SignalClient::join(s.addr, &join_token("r", "b")).await;
@@ -100,10 +101,12 @@ async fn leaving_and_losing_the_socket_are_seen_by_others() {
     let m =
         obs.recv_until("a left", |m| update_about(m, "a").is_some_and(|p| p.state == State::Disconnected as i32)).await;
     assert_eq!(update_about(&m, "a").unwrap().disconnect_reason, DisconnectReason::ClientInitiated as i32);
+    obs.settle(200).await;
     b.drop_connection().await;
+    obs.assert_quiet(400).await;
     let m =
         obs.recv_until("b lost", |m| update_about(m, "b").is_some_and(|p| p.state == State::Disconnected as i32)).await;
-    assert_eq!(update_about(&m, "b").unwrap().disconnect_reason, DisconnectReason::SignalClose as i32);
+    assert_eq!(update_about(&m, "b").unwrap().disconnect_reason, DisconnectReason::ConnectionTimeout as i32);
     let list: proto::ListParticipantsResponse =
         s.proto("ListParticipants", &admin("r"), &proto::ListParticipantsRequest { room: "r".into() }).await.unwrap();
     assert_eq!(list.participants.iter().map(|p| p.identity.as_str()).collect::<Vec<_>>(), ["observer"]);
@@ -270,8 +273,9 @@ async fn a_full_room_refuses_and_a_resume_is_sent_back_to_rejoin() {
     let r = s.validate(&join_token("r", "a")).await;
     assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "success"));
 
+    // A resume for someone the room does not hold is sent back to rejoin from scratch.
     let mut resumed =
-        SignalClient::connect(s.addr, &join_token("r", "a"), "&reconnect=1&sid=PA_unknown").await.expect("upgraded");
+        SignalClient::connect(s.addr, &join_token("r", "zz"), "&reconnect=1&sid=PA_unknown").await.expect("upgraded");
     let m = resumed.recv().await.expect("a leave");
     assert!(
         matches!(&m, Signal::Leave(l) if l.reason == DisconnectReason::StateMismatch as i32

@@ -96,7 +96,8 @@ pub struct RoomConfig {
     pub auto_create: bool,
     /// `room.empty_timeout`: a room nobody joined closes after this (default 300 s).
     pub empty_timeout: Duration,
-    /// `room.departure_timeout`: a room closes this long after the last one left (default 20 s).
+    /// `room.departure_timeout`: a room closes this long after the last one left (default 20 s);
+    /// also how long a participant whose signal socket was lost is kept for a resume.
     pub departure_timeout: Duration,
     /// `room.max_participants`: 0 = unlimited.
     pub max_participants: u32,

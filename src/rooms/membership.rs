@@ -53,6 +53,38 @@ pub fn leave_frame(reason: DisconnectReason) -> Bytes {
     }))
 }
 
+/// What the server says of itself in join and reconnect responses.
+pub(super) fn server_info(version: &str, region: &str) -> proto::ServerInfo {
+    proto::ServerInfo {
+        edition: proto::server_info::Edition::Standard as i32,
+        version: version.to_string(),
+        protocol: SERVER_PROTOCOL,
+        region: region.to_string(),
+        ..Default::default()
+    }
+}
+
+/// ParticipantUpdate frames carrying `infos`, split past [`UPDATE_BATCH_TARGET_BYTES`].
+pub(super) fn update_frames(infos: Vec<proto::ParticipantInfo>) -> Vec<Bytes> {
+    let mut frames = Vec::new();
+    let mut batch = Vec::new();
+    let mut size = 0;
+    for info in infos {
+        size += info.encoded_len();
+        batch.push(info);
+        if size >= UPDATE_BATCH_TARGET_BYTES {
+            frames.push(encode_signal(Signal::Update(proto::ParticipantUpdate {
+                participants: std::mem::take(&mut batch),
+            })));
+            size = 0;
+        }
+    }
+    if !batch.is_empty() {
+        frames.push(encode_signal(Signal::Update(proto::ParticipantUpdate { participants: batch })));
+    }
+    frames
+}
+
 fn update_frame(info: proto::ParticipantInfo) -> Bytes {
     encode_signal(Signal::Update(proto::ParticipantUpdate { participants: vec![info] }))
 }
@@ -89,13 +121,7 @@ impl Room {
             server_region: p.spec.region.clone(),
             ping_timeout: PING_TIMEOUT_SECS,
             ping_interval: PING_INTERVAL_SECS,
-            server_info: Some(proto::ServerInfo {
-                edition: proto::server_info::Edition::Standard as i32,
-                version: server_version.to_string(),
-                protocol: SERVER_PROTOCOL,
-                region: p.spec.region.clone(),
-                ..Default::default()
-            }),
+            server_info: Some(server_info(server_version, &p.spec.region)),
             ..Default::default()
         };
         // The queue is fresh, so the first frame always fits.
@@ -143,16 +169,6 @@ impl Room {
             room.num_participants = room.num_participants.saturating_add(1);
         }
         room
-    }
-
-    /// Removes the session `sid` (if it is still the identity's current one). Others see it
-    /// leave with `reason`. Returns whether anything was removed.
-    pub fn leave(&mut self, sid: &ParticipantSid, reason: DisconnectReason, now: Instant) -> bool {
-        let Some(identity) = self.identity_of(sid) else {
-            return false;
-        };
-        self.drop_participant(identity.as_str(), reason, None, now);
-        true
     }
 
     /// Removes a participant by identity, telling it why first (RemoveParticipant). With
@@ -220,7 +236,15 @@ impl Room {
         self.drop_stalled(stalled, Instant::now());
     }
 
-    fn drop_participant(&mut self, identity: &str, reason: DisconnectReason, last_words: Option<Bytes>, now: Instant) {
+    /// Removes a participant: `last_words` (if any) go to it first, everyone else hears of its
+    /// departure (at once for publishers, batched otherwise).
+    pub(super) fn drop_participant(
+        &mut self,
+        identity: &str,
+        reason: DisconnectReason,
+        last_words: Option<Bytes>,
+        now: Instant,
+    ) {
         let Some(mut p) = self.participants.remove(identity) else { return };
         if let Some(frame) = last_words {
             p.outbox.push_or_kick(frame);
@@ -238,6 +262,9 @@ impl Room {
         self.refresh();
         // Dropping `p` drops its outbox: the session writes what is queued, then closes.
         let (sid, hidden, publisher) = (p.sid.clone(), p.hidden(), p.is_publisher);
+        if !hidden {
+            self.record_departure(&sid, &p.spec.identity, p.version, now);
+        }
         drop(p);
         // Departures of publishers go out at once (their tracks vanish); others are batched.
         if publisher {
@@ -270,22 +297,7 @@ impl Room {
             return;
         }
         let pending = std::mem::take(&mut self.pending);
-        let mut frames = Vec::new();
-        let mut batch = Vec::new();
-        let mut size = 0;
-        for update in pending {
-            size += update.info.encoded_len();
-            batch.push(update.info);
-            if size >= UPDATE_BATCH_TARGET_BYTES {
-                frames.push(encode_signal(Signal::Update(proto::ParticipantUpdate {
-                    participants: std::mem::take(&mut batch),
-                })));
-                size = 0;
-            }
-        }
-        if !batch.is_empty() {
-            frames.push(encode_signal(Signal::Update(proto::ParticipantUpdate { participants: batch })));
-        }
+        let frames = update_frames(pending.into_iter().map(|u| u.info).collect());
         let mut stalled = Vec::new();
         for p in self.participants.values() {
             if frames.iter().any(|f| p.outbox.push(f.clone()).is_err()) {
@@ -318,7 +330,7 @@ impl Room {
     }
 
     /// Drops participants whose queues overflowed, closing their sockets at once.
-    fn drop_stalled(&mut self, stalled: Vec<crate::ids::ParticipantIdentity>, now: Instant) {
+    pub(super) fn drop_stalled(&mut self, stalled: Vec<crate::ids::ParticipantIdentity>, now: Instant) {
         for identity in stalled {
             if let Some(p) = self.participants.get(&identity) {
                 tracing::info!(room = %self.name, participant = %identity, "outbound queue full; disconnecting a client that stopped reading");
@@ -412,13 +424,13 @@ mod tests {
     #[test]
     fn leaving_is_broadcast_with_the_reason_and_a_higher_version() {
         let mut r = room();
-        let (a_sid, _a) = join(&mut r, "alice");
+        let (a_sid, a) = join(&mut r, "alice");
         let (_, mut b) = join(&mut r, "bob");
         drain(&mut b);
         r.flush_updates();
         drain(&mut b);
         let before = r.participant_info("alice").unwrap().version;
-        assert!(r.leave(&a_sid, DisconnectReason::ClientInitiated, Instant::now()));
+        assert!(r.leave_connection(&a_sid, a.connection, DisconnectReason::ClientInitiated, Instant::now()));
         r.flush_updates();
         let [Signal::Update(u)] = &drain(&mut b)[..] else { panic!() };
         let info = &u.participants[0];
@@ -428,7 +440,7 @@ mod tests {
         );
         assert!(info.version > before);
         // A stale sid does nothing.
-        assert!(!r.leave(&a_sid, DisconnectReason::ClientInitiated, Instant::now()));
+        assert!(!r.leave_connection(&a_sid, a.connection, DisconnectReason::ClientInitiated, Instant::now()));
         assert_eq!(r.participant_infos().len(), 1);
     }
 
@@ -436,10 +448,10 @@ mod tests {
     fn a_departure_survives_a_hidden_rejoin_in_the_same_batch() {
         let mut r = room();
         let (_, mut obs) = join(&mut r, "observer");
-        let (x_sid, _x) = join(&mut r, "x");
+        let (x_sid, x) = join(&mut r, "x");
         r.flush_updates();
         drain(&mut obs);
-        assert!(r.leave(&x_sid, DisconnectReason::ClientInitiated, Instant::now()));
+        assert!(r.leave_connection(&x_sid, x.connection, DisconnectReason::ClientInitiated, Instant::now()));
         let mut ghost = who("x");
         ghost.permission.hidden = true;
         let (outbox, _g) = Outbox::channel();
@@ -465,7 +477,8 @@ mod tests {
         let frames = drain(&mut old);
         assert!(matches!(&frames[..], [Signal::Leave(l)] if l.reason == DisconnectReason::DuplicateIdentity as i32));
         // The old session's late cleanup must not remove the new one.
-        assert!(!r.leave(&old_sid, DisconnectReason::SignalClose, Instant::now()));
+        assert!(!r.leave_connection(&old_sid, old.connection, DisconnectReason::SignalClose, Instant::now()));
+        assert!(!r.detach(&old_sid, old.connection, Instant::now()));
         assert_eq!(r.participant_info("alice").unwrap().sid, new_sid.as_str());
     }
 

@@ -10,13 +10,15 @@ pub mod limits;
 pub mod membership;
 pub mod participant;
 pub mod registry;
+mod resume;
 pub mod room;
 pub mod snapshot;
+mod subscriptions;
 
 pub use changes::ParticipantChange;
 pub use error::RoomError;
 pub use limits::LimitError;
-pub use participant::{Inbox, JoinSpec, Outbox};
+pub use participant::{ConnectionId, Inbox, JoinSpec, Outbox};
 pub use registry::{CreateOutcome, CreateRequest, Registry, RoomDefaults};
 pub use room::{Room, RoomSnapshot, RoomSpec};
 pub use snapshot::Snapshot;

@@ -1,9 +1,18 @@
 //! One participant session in a room, and the bounded queue of frames waiting for its socket.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use bytes::Bytes;
-use tokio::sync::{Notify, mpsc};
+use tokio::{
+    sync::{Notify, mpsc},
+    time::Instant,
+};
 
 use crate::{
     ids::{ParticipantIdentity, ParticipantSid},
@@ -21,6 +30,20 @@ pub struct Outbox {
     tx: mpsc::Sender<Bytes>,
     /// Wakes the writer to close the socket without draining the queue.
     kick: Arc<Notify>,
+    /// Which socket this queue feeds.
+    connection: ConnectionId,
+}
+
+/// One socket's claim on a participant. A resumed participant keeps its sid but gets a new
+/// connection, so the old socket's late "I lost my client" cannot touch the new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnectionId(u64);
+
+impl ConnectionId {
+    fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
 }
 
 /// The session side of an [`Outbox`].
@@ -31,6 +54,8 @@ pub struct Inbox {
     pub frames: mpsc::Receiver<Bytes>,
     /// Fires when the participant was dropped for not reading: close without draining.
     pub kick: Arc<Notify>,
+    /// The connection the frames are for (see [`ConnectionId`]).
+    pub connection: ConnectionId,
 }
 
 /// A push found the queue full (the client stopped reading).
@@ -50,10 +75,17 @@ impl Outbox {
     pub fn with_capacity(capacity: usize) -> (Outbox, Inbox) {
         let (tx, frames) = mpsc::channel(capacity);
         let kick = Arc::new(Notify::new());
-        (Outbox { tx, kick: Arc::clone(&kick) }, Inbox { frames, kick })
+        let connection = ConnectionId::next();
+        (Outbox { tx, kick: Arc::clone(&kick), connection }, Inbox { frames, kick, connection })
     }
 
-    /// Queues one frame without waiting. A closed queue (the session already ended) is fine.
+    /// The connection this queue feeds.
+    pub fn connection(&self) -> ConnectionId {
+        self.connection
+    }
+
+    /// Queues one frame without waiting. A closed queue is fine: its session ended, and the
+    /// participant is either leaving or waiting for a resume, which resends the whole state.
     pub fn push(&self, frame: Bytes) -> Result<(), QueueFull> {
         match self.tx.try_send(frame) {
             Err(mpsc::error::TrySendError::Full(_)) => Err(QueueFull),
@@ -152,6 +184,11 @@ pub struct Participant {
     /// The info as of the last [`Participant::bump`]; every change ends with a bump.
     pub(super) snapshot: Arc<super::ParticipantSnapshot>,
     pub(super) outbox: Outbox,
+    /// When its socket was lost, while it waits for a resume (see [`super::resume`]).
+    pub(super) detached_since: Option<Instant>,
+    /// Subscriptions asked for by track sid (true = subscribe), kept for the media plane.
+    /// Only sids of tracks that exist are kept, so the map is bounded by the room's tracks.
+    pub(super) subscriptions: BTreeMap<String, bool>,
 }
 
 impl Participant {
@@ -166,6 +203,8 @@ impl Participant {
             is_publisher: false,
             snapshot: super::Snapshot::new(proto::ParticipantInfo::default()),
             outbox,
+            detached_since: None,
+            subscriptions: BTreeMap::new(),
         };
         p.snapshot = super::Snapshot::new(p.to_proto());
         p

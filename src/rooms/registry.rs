@@ -20,7 +20,7 @@ use crate::{
     proto,
     rooms::{
         ParticipantSnapshot,
-        participant::{JoinSpec, Outbox, TokenRefresher},
+        participant::{ConnectionId, JoinSpec, Outbox, TokenRefresher},
     },
 };
 
@@ -225,11 +225,38 @@ impl Registry {
         Err(RoomError::RoomNotFound)
     }
 
-    /// Ends the session `sid` in `room` (if it is still current); others see it leave.
-    pub fn leave(&self, room: &RoomName, sid: &ParticipantSid, reason: proto::DisconnectReason) {
+    /// Ends the session `sid` on `connection` (if that socket is still its current one);
+    /// others see it leave with `reason`.
+    pub fn leave(
+        &self,
+        room: &RoomName,
+        sid: &ParticipantSid,
+        connection: ConnectionId,
+        reason: proto::DisconnectReason,
+    ) {
         if let Some(slot) = self.slot(room.as_str()) {
-            slot.room.lock().leave(sid, reason, Instant::now());
+            slot.room.lock().leave_connection(sid, connection, reason, Instant::now());
         }
+    }
+
+    /// The socket `connection` of session `sid` was lost: the participant waits for a resume
+    /// for the room's departure window (see [`Room::detach`]).
+    pub fn detach(&self, room: &RoomName, sid: &ParticipantSid, connection: ConnectionId) {
+        if let Some(slot) = self.slot(room.as_str()) {
+            slot.room.lock().detach(sid, connection, Instant::now());
+        }
+    }
+
+    /// Resumes participant `identity` of `room` on a new socket fed by `outbox` (see
+    /// [`Room::resume`]). Returns its sid.
+    pub fn resume(
+        &self,
+        room: &RoomName,
+        identity: &crate::ids::ParticipantIdentity,
+        outbox: Outbox,
+    ) -> Result<ParticipantSid, RoomError> {
+        let slot = self.slot(room.as_str()).ok_or(RoomError::RoomNotFound)?;
+        slot.room.lock().resume(identity, outbox, Instant::now(), env!("CARGO_PKG_VERSION"))
     }
 
     /// UpdateParticipant on a connected participant.
@@ -256,6 +283,21 @@ impl Registry {
         slot.room.lock().mute_track(identity, track_sid, muted, remote_unmute)
     }
 
+    /// UpdateSubscriptions: records what `identity` wants to subscribe to (see
+    /// [`Room::update_subscriptions`]).
+    pub fn update_subscriptions(
+        &self,
+        room: &str,
+        identity: &str,
+        track_sids: &[String],
+        participant_tracks: &[proto::ParticipantTracks],
+        subscribe: bool,
+    ) -> Result<(), RoomError> {
+        let slot = self.slot(room).ok_or(RoomError::RoomNotFound)?;
+        let sids = track_sids.iter().chain(participant_tracks.iter().flat_map(|pt| pt.track_sids.iter()));
+        slot.room.lock().update_subscriptions(identity, sids, subscribe)
+    }
+
     /// Runs `f` on a session's room under its lock (requests arriving on a session's socket).
     pub fn with_room<T>(&self, room: &RoomName, f: impl FnOnce(&mut Room) -> T) -> Option<T> {
         let slot = self.slot(room.as_str())?;
@@ -275,13 +317,15 @@ impl Registry {
         }
     }
 
-    /// Closes every room whose idle timeout ran out at `now`; returns their names.
+    /// Removes participants whose departure window ran out, then closes every room whose idle
+    /// timeout ran out at `now`; returns the names of the rooms closed.
     pub fn close_idle(&self, now: Instant) -> Vec<RoomName> {
         let slots: Vec<_> = self.inner.rooms.iter().map(|e| (e.key().clone(), Arc::clone(e.value()))).collect();
         let mut closed = Vec::new();
         for (name, slot) in slots {
             let expired = {
                 let mut room = slot.room.lock();
+                room.expire_detached(now);
                 let expired = room.idle_expired(now);
                 if expired {
                     room.close(proto::DisconnectReason::RoomClosed);

@@ -65,6 +65,8 @@ pub struct Room {
     pub(super) pending: Vec<PendingUpdate>,
     /// `(num_participants, num_publishers)` as sessions last heard them in a RoomUpdate.
     pub(super) announced_counts: (u32, u32),
+    /// Recent departures, for resumed clients (see [`super::resume`]).
+    pub(super) departures: super::resume::DepartureLog,
     /// Identities removed with `revoke_token_ts`: tokens valid from before that time (Unix
     /// seconds) may not join again. Kept as long as the room lives; one entry per identity.
     pub(super) revoked: BTreeMap<ParticipantIdentity, i64>,
@@ -94,6 +96,7 @@ impl Room {
             participants: BTreeMap::new(),
             revoked: BTreeMap::new(),
             pending: Vec::new(),
+            departures: super::resume::DepartureLog::new(),
             announced_counts: (0, 0),
             snapshot: RoomSnapshot::new(proto::Room::default()),
             refresher,

@@ -187,25 +187,35 @@ async fn rtc(
     tracing::Span::current().record("room", plan.room.as_str());
     tracing::Span::current().record("participant", plan.spec.identity.as_str());
 
-    if plan.resume {
-        // Sessions end when their socket closes, so there is nothing to resume: tell the
-        // client to rejoin from scratch, as LiveKit does for an unknown session.
-        return upgrade.on_upgrade(session::refuse_resume).into_response();
-    }
-
     let (outbox, inbox) = Outbox::channel();
     let room = plan.room.clone();
-    let sid = match app.registry.join(&room, plan.spec, outbox, plan.create, tokio::time::Instant::now()) {
-        Ok(sid) => sid,
-        Err(e) => return join_refusal(&e).into_response(),
+    let connection = inbox.connection;
+    let sid = if plan.resume {
+        // A participant still in the room (its socket lost within the departure window, or
+        // not yet noticed as lost) is taken back; anything else is told to rejoin from
+        // scratch, as LiveKit does for a session it does not know.
+        match app.registry.resume(&room, &plan.spec.identity, outbox) {
+            Ok(sid) => sid,
+            Err(e) => {
+                tracing::info!(room = %room, reason = %e, "resume refused; the client will rejoin");
+                return upgrade.on_upgrade(session::refuse_resume).into_response();
+            }
+        }
+    } else {
+        match app.registry.join(&room, plan.spec, outbox, plan.create, tokio::time::Instant::now()) {
+            Ok(sid) => {
+                tracing::info!(room = %room, sid = %sid, "participant joined");
+                sid
+            }
+            Err(e) => return join_refusal(&e).into_response(),
+        }
     };
-    tracing::info!(room = %room, sid = %sid, "participant joined");
     let cleanup = (Arc::clone(&app), room.clone(), sid.clone());
     upgrade
         .on_failed_upgrade(move |e| {
             tracing::debug!(error = %e, "WebSocket upgrade failed after joining; leaving");
             let (app, room, sid) = cleanup;
-            app.registry.leave(&room, &sid, DisconnectReason::JoinFailure);
+            app.registry.leave(&room, &sid, connection, DisconnectReason::JoinFailure);
         })
         .on_upgrade(move |socket| session::run(socket, app, room, sid, inbox))
         .into_response()

@@ -2,9 +2,11 @@
 //!
 //! The writer side drains the participant's bounded queue (frames the room produced, in the
 //! room's order); the reader side answers pings itself and hands other requests to the
-//! registry. The session ends when the client leaves, the socket closes, nothing arrives for
-//! the ping timeout, the room drops the participant (queue closed after its last words), or
-//! the participant is kicked for not reading. Cleanup runs after the loop on every path.
+//! registry. The session ends when the client leaves (the participant leaves the room), the
+//! socket is lost (closed without a leave, silent for the ping timeout, or too slow to write
+//! to: the participant waits in the room for a resume), the room drops the participant or a
+//! resume takes it over (the queue closes), or it is kicked for not reading. Cleanup runs
+//! after the loop on every path.
 
 use std::{sync::Arc, time::Duration};
 
@@ -25,6 +27,17 @@ use crate::{
 const WRITE_DEADLINE: Duration = Duration::from_secs(5);
 /// Frames written per turn before the reader gets a chance (no starving client requests).
 const WRITE_BATCH: usize = 64;
+
+/// How a session ended, and so what the room must hear.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    /// The client said goodbye: it leaves the room now.
+    Left,
+    /// The socket is gone without a goodbye: the participant waits for a resume.
+    Lost,
+    /// The room already let go of this socket (removed, replaced, resumed elsewhere, kicked).
+    Released,
+}
 
 /// Why a write did not complete.
 enum WriteFailed {
@@ -68,12 +81,12 @@ async fn write_batch(
 /// Every write goes through [`write_batch`] (deadline and kick), pongs included.
 pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, sid: ParticipantSid, inbox: Inbox) {
     let _counted = SessionCount::enter(&app.sessions);
-    let Inbox { mut frames, kick } = inbox;
+    let Inbox { mut frames, kick, connection } = inbox;
     let ping_timeout = Duration::from_secs(PING_TIMEOUT_SECS.unsigned_abs().into());
     let silence = tokio::time::sleep(ping_timeout);
     tokio::pin!(silence);
     let mut healthy = true;
-    let reason = loop {
+    let ending = loop {
         tokio::select! {
             // No kick branch here: a kicked participant's queue is also closed, so this
             // branch wakes, and writes (the only place a stalled client can block us) watch
@@ -82,11 +95,11 @@ pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, sid:
                 Some(frame) => {
                     if let Err(e) = write_batch(&mut socket, Message::Binary(frame), &mut frames, &kick).await {
                         healthy = false;
-                        break (!matches!(e, WriteFailed::Kicked)).then_some(DisconnectReason::SignalClose);
+                        break failed(&e);
                     }
                 }
-                // The room removed us after queueing a leave: it has already told everyone.
-                None => break None,
+                // The room let go of us (after queueing a leave, or for a resumed socket).
+                None => break Ending::Released,
             },
             msg = socket.recv() => {
                 silence.as_mut().reset(Instant::now() + ping_timeout);
@@ -95,33 +108,43 @@ pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, sid:
                         Handled::Reply(frame) => {
                             if let Err(e) = write_batch(&mut socket, Message::Binary(frame), &mut frames, &kick).await {
                                 healthy = false;
-                                break (!matches!(e, WriteFailed::Kicked)).then_some(DisconnectReason::SignalClose);
+                                break failed(&e);
                             }
                         }
-                        Handled::Leave => break Some(DisconnectReason::ClientInitiated),
+                        Handled::Leave => break Ending::Left,
                         Handled::Nothing => {}
                     },
                     Some(Ok(Message::Text(_))) => {
                         tracing::debug!("JSON signal frames are not served yet; ignored");
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => break Some(DisconnectReason::SignalClose),
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break Ending::Lost,
                 }
             }
             () = &mut silence => {
                 tracing::info!(%room, %sid, "no ping within the timeout; closing the session");
-                break Some(DisconnectReason::SignalClose);
+                break Ending::Lost;
             }
         }
     };
-    if let Some(reason) = reason {
-        app.registry.leave(&room, &sid, reason);
+    match ending {
+        Ending::Left => app.registry.leave(&room, &sid, connection, DisconnectReason::ClientInitiated),
+        Ending::Lost => app.registry.detach(&room, &sid, connection),
+        Ending::Released => {}
     }
     // A stalled socket gets no close frame: writing it could block again.
     if healthy {
         let _ = tokio::time::timeout(WRITE_DEADLINE, socket.send(Message::Close(None))).await;
     }
-    tracing::debug!(%room, %sid, ?reason, "session ended");
+    tracing::debug!(%room, %sid, ?ending, "session ended");
+}
+
+/// A failed write: a kicked client is already out of the room; anything else lost the socket.
+fn failed(e: &WriteFailed) -> Ending {
+    match e {
+        WriteFailed::Kicked => Ending::Released,
+        WriteFailed::Broken => Ending::Lost,
+    }
 }
 
 /// Counts a running session for the server's shutdown; the count drops on every exit path.
@@ -187,6 +210,14 @@ fn handle(app: &AppState, room: &RoomName, sid: &ParticipantSid, data: &[u8]) ->
         }
         Some(Request::UpdateMetadata(req)) => {
             app.registry.with_room(room, |r| r.update_own_metadata(sid, req, &app.config.limit));
+            Handled::Nothing
+        }
+        Some(Request::Subscription(req)) => {
+            app.registry.with_room(room, |r| r.client_subscription(sid, &req));
+            Handled::Nothing
+        }
+        Some(Request::SyncState(state)) => {
+            app.registry.with_room(room, |r| r.sync_state(sid, &state));
             Handled::Nothing
         }
         Some(other) => {

@@ -191,8 +191,15 @@ impl Call<'_> {
         record_participant(&r.room, &r.identity);
         grants::ensure_admin(self.claims, &r.room)?;
         self.app.registry.get_room(&r.room)?;
-        self.app.registry.get_participant(&r.room, &r.identity)?;
-        Err(not_yet("UpdateSubscriptions needs the media plane, which this build does not serve yet"))
+        // Recorded for the media plane; unknown tracks are answered on the subscriber's socket.
+        self.app.registry.update_subscriptions(
+            &r.room,
+            &r.identity,
+            &r.track_sids,
+            &r.participant_tracks,
+            r.subscribe,
+        )?;
+        Ok(proto::UpdateSubscriptionsResponse {})
     }
 
     fn send_data(&self, r: proto::SendDataRequest) -> R<proto::SendDataResponse> {

@@ -74,6 +74,18 @@ impl SignalClient {
         }
     }
 
+    /// Reads (and records) whatever arrives until `ms` milliseconds pass without a frame.
+    pub async fn settle(&mut self, ms: u64) {
+        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(ms), self.ws.next()).await {
+            if let Message::Binary(b) = m
+                && let Ok(r) = proto::SignalResponse::decode(b)
+                && let Some(m) = r.message
+            {
+                self.seen.push(m);
+            }
+        }
+    }
+
     /// Asserts nothing arrives for `ms` milliseconds.
     pub async fn assert_quiet(&mut self, ms: u64) {
         if let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(ms), self.ws.next()).await {
@@ -90,6 +102,21 @@ impl SignalClient {
     /// Sends raw bytes (bad-input tests).
     pub async fn send_raw(&mut self, bytes: Vec<u8>) {
         self.ws.send(Message::Binary(bytes.into())).await.expect("send");
+    }
+
+    /// Publishes a track and returns it as the server acknowledged it.
+    pub async fn publish(&mut self, cid: &str, kind: proto::TrackType, source: proto::TrackSource) -> proto::TrackInfo {
+        self.send(signal_request::Message::AddTrack(proto::AddTrackRequest {
+            cid: cid.into(),
+            name: cid.into(),
+            r#type: kind as i32,
+            source: source as i32,
+            ..Default::default()
+        }))
+        .await;
+        let m = self.recv_until("track published", |m| matches!(m, Signal::TrackPublished(t) if t.cid == cid)).await;
+        let Signal::TrackPublished(t) = m else { unreachable!() };
+        t.track.expect("published track")
     }
 
     /// Closes the socket without a leave (a lost connection).

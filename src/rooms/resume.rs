@@ -1,0 +1,327 @@
+//! Signal loss and resume: the departure window.
+//!
+//! LiveKit does not remove a participant just because its signalling socket dropped: the
+//! media connection may still be up, and the client first tries to *resume* on a new socket
+//! (`/rtc?reconnect=1`), keeping its sid, tracks and subscriptions. Usher has no media plane
+//! yet and treats a joined participant as connected, so a lost socket **detaches** the
+//! participant: it stays listed and counted for the room's `departure_timeout`, frames for it
+//! are dropped, and a resume within that window takes it back with the whole current state.
+//! When the window runs out it is removed with `CONNECTION_TIMEOUT`, the reason LiveKit gives
+//! a participant whose connection never came back. (With a media plane, the window will end
+//! early when the peer connection fails.)
+//!
+//! To tell a resumed client who left while it was away (LiveKit does so for protocol ≥ 9),
+//! the room keeps a short log of departures, no older than the window.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::{
+    RoomError,
+    membership::{PING_TIMEOUT_SECS, encode_signal, server_info, update_frames},
+    participant::{ConnectionId, Outbox},
+    room::Room,
+};
+use crate::{
+    ids::{ParticipantIdentity, ParticipantSid},
+    proto::{self, DisconnectReason, participant_info::State, signal_response::Message as Signal},
+};
+
+/// The first protocol version that is told, on resume, who left while it was away.
+const PROTOCOL_DISCONNECTED_UPDATES: i32 = 9;
+
+/// A participant that left, as a resumed client is told of it.
+#[derive(Debug, Clone)]
+pub struct Departure {
+    at: Instant,
+    info: proto::ParticipantInfo,
+}
+
+/// Recent departures, oldest first, none older than the room's departure window.
+pub type DepartureLog = VecDeque<Departure>;
+
+impl Room {
+    /// The identity whose current socket is `connection` for session `sid`.
+    fn current(&self, sid: &ParticipantSid, connection: ConnectionId) -> Option<ParticipantIdentity> {
+        self.participants
+            .values()
+            .find(|p| &p.sid == sid && p.outbox.connection() == connection)
+            .map(|p| p.spec.identity.clone())
+    }
+
+    /// The socket `connection` of session `sid` was lost (closed without a leave, silent past
+    /// the ping timeout, or too slow to write to). The participant waits for a resume until
+    /// [`Self::expire_detached`] removes it; with a zero window it is removed at once
+    /// (`SIGNAL_CLOSE`). A socket that is no longer current changes nothing. Returns whether
+    /// the participant was found.
+    pub fn detach(&mut self, sid: &ParticipantSid, connection: ConnectionId, now: Instant) -> bool {
+        let Some(identity) = self.current(sid, connection) else { return false };
+        if self.spec.departure_timeout.is_zero() {
+            self.drop_participant(identity.as_str(), DisconnectReason::SignalClose, None, now);
+            return true;
+        }
+        if let Some(p) = self.participants.get_mut(&identity)
+            && p.detached_since.is_none()
+        {
+            p.detached_since = Some(now);
+            tracing::info!(room = %self.name, participant = %identity, window = ?self.spec.departure_timeout,
+                "signal connection lost; keeping the participant for a resume");
+        }
+        true
+    }
+
+    /// Ends the session `sid` on `connection` (a client leave, a failed upgrade). Others see
+    /// it leave with `reason`. A socket that is no longer current changes nothing.
+    pub fn leave_connection(
+        &mut self,
+        sid: &ParticipantSid,
+        connection: ConnectionId,
+        reason: DisconnectReason,
+        now: Instant,
+    ) -> bool {
+        let Some(identity) = self.current(sid, connection) else { return false };
+        self.drop_participant(identity.as_str(), reason, None, now);
+        true
+    }
+
+    /// Removes detached participants whose window ran out by `now`; forgets departures no
+    /// resume can ask about any more.
+    pub fn expire_detached(&mut self, now: Instant) {
+        let window = self.spec.departure_timeout;
+        let expired: Vec<_> = self
+            .participants
+            .values()
+            .filter(|p| p.detached_since.is_some_and(|t| now.saturating_duration_since(t) >= window))
+            .map(|p| p.spec.identity.clone())
+            .collect();
+        for identity in expired {
+            tracing::info!(room = %self.name, participant = %identity, "no resume within the departure window");
+            self.drop_participant(identity.as_str(), DisconnectReason::ConnectionTimeout, None, now);
+        }
+        self.prune_departures(now);
+    }
+
+    /// Hands participant `identity` a new socket (`reconnect=1`). It keeps its sid, tracks
+    /// and subscriptions; the old socket's queue is closed. The new socket gets, in LiveKit's
+    /// order: a ReconnectResponse, the departures it missed (protocol ≥ 9), everyone's current
+    /// info (its own included), and the room. A closed room or an unknown identity cannot be
+    /// resumed (the client then rejoins from scratch).
+    pub fn resume(
+        &mut self,
+        identity: &ParticipantIdentity,
+        outbox: Outbox,
+        now: Instant,
+        server_version: &str,
+    ) -> Result<ParticipantSid, RoomError> {
+        if self.closed {
+            return Err(RoomError::RoomNotFound);
+        }
+        let p = self.participants.get_mut(identity).ok_or(RoomError::ParticipantNotFound)?;
+        // A socket we had not yet noticed was gone may have missed the last ping timeout's
+        // worth of frames.
+        let missed_since = p.detached_since.take().unwrap_or_else(|| {
+            now.checked_sub(std::time::Duration::from_secs(PING_TIMEOUT_SECS.unsigned_abs().into())).unwrap_or(now)
+        });
+        // Replacing the queue drops the old sender: the old session writes what it has and ends
+        // without a leave.
+        p.outbox = outbox;
+        let (sid, protocol, region) = (p.sid.clone(), p.spec.protocol, p.spec.region.clone());
+        tracing::info!(room = %self.name, participant = %identity, "signal connection resumed");
+
+        let mut frames: Vec<Bytes> = vec![encode_signal(Signal::Reconnect(proto::ReconnectResponse {
+            server_info: Some(server_info(server_version, &region)),
+            ..Default::default()
+        }))];
+        if protocol >= PROTOCOL_DISCONNECTED_UPDATES {
+            let gone: Vec<_> =
+                self.departures.iter().filter(|d| d.at >= missed_since).map(|d| d.info.clone()).collect();
+            frames.push(encode_signal(Signal::Update(proto::ParticipantUpdate { participants: gone })));
+        }
+        let everyone: Vec<_> =
+            self.participants.values().filter(|o| !o.hidden()).map(|o| o.snapshot.proto.clone()).collect();
+        frames.extend(update_frames(everyone));
+        frames.push(encode_signal(Signal::RoomUpdate(proto::RoomUpdate { room: Some(self.snapshot.proto.clone()) })));
+        if let Some(p) = self.participants.get(identity) {
+            // A fresh queue of [`Outbox::CAPACITY`] frames; a room too big for it to hold the
+            // state means a client that cannot keep up anyway.
+            if frames.into_iter().any(|f| p.outbox.push(f).is_err()) {
+                self.drop_stalled(vec![identity.clone()], now);
+                return Err(RoomError::ParticipantNotFound);
+            }
+        }
+        Ok(sid)
+    }
+
+    /// Notes a departure for clients that resume later.
+    pub(super) fn record_departure(
+        &mut self,
+        sid: &ParticipantSid,
+        identity: &ParticipantIdentity,
+        version: u32,
+        now: Instant,
+    ) {
+        self.prune_departures(now);
+        self.departures.push_back(Departure {
+            at: now,
+            info: proto::ParticipantInfo {
+                sid: sid.to_string(),
+                identity: identity.to_string(),
+                version,
+                state: State::Disconnected as i32,
+                ..Default::default()
+            },
+        });
+    }
+
+    fn prune_departures(&mut self, now: Instant) {
+        let window =
+            self.spec.departure_timeout.max(std::time::Duration::from_secs(PING_TIMEOUT_SECS.unsigned_abs().into()));
+        while self.departures.front().is_some_and(|d| now.saturating_duration_since(d.at) > window) {
+            self.departures.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::Arc, time::Duration};
+
+    use prost::Message as _;
+
+    use super::*;
+    use crate::{
+        ids::RoomName,
+        rooms::{
+            JoinSpec,
+            participant::{Inbox, NoRefresh},
+            room::RoomSpec,
+        },
+    };
+
+    fn room(window: u64) -> Room {
+        let spec = RoomSpec {
+            empty_timeout: Duration::from_secs(300),
+            departure_timeout: Duration::from_secs(window),
+            max_participants: 0,
+            metadata: String::new(),
+        };
+        Room::new(RoomName::new("r"), spec, 1_000, Instant::now(), Arc::new(NoRefresh))
+    }
+
+    fn join(r: &mut Room, identity: &str) -> (ParticipantSid, Inbox) {
+        let (outbox, inbox) = Outbox::channel();
+        let spec = JoinSpec {
+            identity: ParticipantIdentity::new(identity),
+            permission: crate::auth::VideoGrant::default().to_permission(),
+            protocol: 16,
+            ..Default::default()
+        };
+        (r.join(spec, outbox, 2_000, "test").unwrap(), inbox)
+    }
+
+    fn drain(inbox: &mut Inbox) -> Vec<Signal> {
+        let mut out = Vec::new();
+        while let Ok(frame) = inbox.frames.try_recv() {
+            out.push(proto::SignalResponse::decode(frame).unwrap().message.unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn a_lost_socket_keeps_the_participant_for_the_window_then_times_out() {
+        let mut r = room(20);
+        let t0 = Instant::now();
+        let (sid, inbox) = join(&mut r, "alice");
+        let (_, mut bob) = join(&mut r, "bob");
+        r.flush_updates();
+        drain(&mut bob);
+        assert!(r.detach(&sid, inbox.connection, t0));
+        drop(inbox);
+        r.expire_detached(t0 + Duration::from_secs(19));
+        r.flush_updates();
+        assert!(drain(&mut bob).is_empty(), "others notice nothing inside the window");
+        assert_eq!(r.participant_count(), 2);
+        r.expire_detached(t0 + Duration::from_secs(20));
+        r.flush_updates();
+        let seen = drain(&mut bob);
+        let [Signal::Update(u)] = &seen[..] else { panic!("{seen:?}") };
+        assert_eq!(
+            (u.participants[0].identity.as_str(), u.participants[0].state, u.participants[0].disconnect_reason),
+            ("alice", State::Disconnected as i32, DisconnectReason::ConnectionTimeout as i32)
+        );
+        assert_eq!(r.participant_count(), 1);
+    }
+
+    #[test]
+    fn a_zero_window_removes_at_once() {
+        let mut r = room(0);
+        let (sid, inbox) = join(&mut r, "alice");
+        assert!(r.detach(&sid, inbox.connection, Instant::now()));
+        assert_eq!(r.participant_count(), 0);
+    }
+
+    #[test]
+    fn resume_sends_state_in_order_and_the_old_socket_loses_its_claim() {
+        let mut r = room(20);
+        let t0 = Instant::now();
+        let (sid, old) = join(&mut r, "alice");
+        let (bob_sid, _bob) = join(&mut r, "bob");
+        let (_, carol) = join(&mut r, "carol");
+        assert!(r.detach(&sid, old.connection, t0));
+        // Bob leaves while alice is away; carol's socket closing without news keeps her listed.
+        assert!(r.leave_connection(&bob_sid, _bob.connection, DisconnectReason::ClientInitiated, t0));
+        drop(carol);
+
+        let (outbox, mut new) = Outbox::channel();
+        let resumed = r.resume(&ParticipantIdentity::new("alice"), outbox, t0, "v").unwrap();
+        assert_eq!(resumed, sid, "the sid survives a resume");
+        let seen = drain(&mut new);
+        assert!(
+            matches!(&seen[0], Signal::Reconnect(rr) if rr.server_info.as_ref().unwrap().version == "v"),
+            "{seen:?}"
+        );
+        let Signal::Update(gone) = &seen[1] else { panic!("{seen:?}") };
+        assert_eq!(
+            gone.participants.iter().map(|p| (p.identity.as_str(), p.state)).collect::<Vec<_>>(),
+            [("bob", State::Disconnected as i32)]
+        );
+        let Signal::Update(all) = &seen[2] else { panic!("{seen:?}") };
+        assert_eq!(all.participants.iter().map(|p| p.identity.as_str()).collect::<Vec<_>>(), ["alice", "carol"]);
+        assert!(matches!(&seen[3], Signal::RoomUpdate(_)));
+        assert_eq!(seen.len(), 4);
+
+        // The old socket's late news changes nothing; the window no longer applies.
+        assert!(!r.detach(&sid, old.connection, t0));
+        assert!(!r.leave_connection(&sid, old.connection, DisconnectReason::SignalClose, t0));
+        r.expire_detached(t0 + Duration::from_secs(60));
+        assert_eq!(r.participant_info("alice").unwrap().sid, sid.as_str());
+    }
+
+    #[test]
+    fn unknown_identities_and_closed_rooms_cannot_resume() {
+        let mut r = room(20);
+        let (outbox, _) = Outbox::channel();
+        assert_eq!(
+            r.resume(&ParticipantIdentity::new("x"), outbox, Instant::now(), "v"),
+            Err(RoomError::ParticipantNotFound)
+        );
+        r.close(DisconnectReason::RoomDeleted);
+        let (outbox, _) = Outbox::channel();
+        assert_eq!(r.resume(&ParticipantIdentity::new("x"), outbox, Instant::now(), "v"), Err(RoomError::RoomNotFound));
+    }
+
+    #[test]
+    fn the_departure_log_forgets_what_no_resume_can_ask_for() {
+        let mut r = room(20);
+        let t0 = Instant::now();
+        for i in 0..100 {
+            let (sid, inbox) = join(&mut r, &format!("p{i}"));
+            r.leave_connection(&sid, inbox.connection, DisconnectReason::ClientInitiated, t0);
+        }
+        assert_eq!(r.departures.len(), 100);
+        r.expire_detached(t0 + Duration::from_secs(21));
+        assert!(r.departures.is_empty());
+    }
+}
