@@ -98,7 +98,7 @@ impl Server {
         let yaml = format!("keys:\n  {KEY}: {SECRET}\nlogging:\n  level: info\nlimit:\n  max_metadata_size: 0\n");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_usher"));
         cmd.args(["--config-body", &yaml, "--bind", "127.0.0.1", "--port", "0"]);
-        cmd.env("USHER_LOG", "usher=info,tower_http=off");
+        cmd.env("USHER_LOG", "usher=info");
         Self::start(cmd)
     }
 

@@ -121,9 +121,8 @@ fn serve(args: &usher::cli::ServeArgs) -> ExitCode {
 }
 
 fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("USHER_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("usher={0},tower_http={0}", config.logging.level))
-    });
+    let filter = tracing_subscriber::EnvFilter::try_from_env("USHER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("usher={}", config.logging.level)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -50,6 +50,25 @@ async fn cors_preflight_and_error_responses_echo_the_origin() {
         .unwrap();
     assert_eq!(resp.status(), 401);
     assert_eq!(resp.headers()["access-control-allow-origin"], "https://app.example");
+    assert_eq!(resp.headers()["access-control-expose-headers"], "*");
+    // So does a token refused before any route runs, and a body over the limit.
+    for (auth, body) in [("Bearer not.a.token", 2), ("", 11 << 20)] {
+        let resp = s
+            .http
+            .post(&url)
+            .header("origin", "https://app.example")
+            .header("authorization", auth)
+            .header("content-type", "application/json")
+            .body(vec![b' '; body])
+            .send()
+            .await
+            .unwrap();
+        assert!(matches!(resp.status().as_u16(), 401 | 413), "{}", resp.status());
+        assert_eq!(resp.headers()["access-control-allow-origin"], "https://app.example");
+    }
+    // Without an Origin (server SDKs) nothing CORS is added.
+    let resp = s.http.post(&url).header("content-type", "application/json").body("{}").send().await.unwrap();
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
     s.stop().await;
 }
 
