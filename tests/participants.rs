@@ -240,3 +240,69 @@ async fn removal_with_revoke_token_ts_refuses_older_tokens() {
     assert_eq!(j.participant.unwrap().identity, "troll");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn add_track_refusals_echo_the_request_as_livekit() {
+    use proto::request_response::Request as Echo;
+    let s = TestServer::spawn("").await;
+    let (mut c, _) = SignalClient::join(s.addr, &join_token("r", "pub")).await;
+    let answer = async |c: &mut SignalClient, req: proto::AddTrackRequest| {
+        c.send(Req::AddTrack(req)).await;
+        let m = c.recv_until("request response", |m| matches!(m, Signal::RequestResponse(_))).await;
+        let Signal::RequestResponse(r) = m else { unreachable!() };
+        r
+    };
+    let data = proto::AddTrackRequest { cid: "d".into(), r#type: TrackType::Data as i32, ..Default::default() };
+    let r = answer(&mut c, data.clone()).await;
+    assert_eq!((r.reason, r.request), (Reason::UnsupportedType as i32, Some(Echo::AddTrack(data))));
+
+    let first = publish(&mut c, "mic", TrackType::Audio, TrackSource::Microphone).await;
+    let again = proto::AddTrackRequest { cid: "mic".into(), r#type: TrackType::Audio as i32, ..Default::default() };
+    let r = answer(&mut c, again.clone()).await;
+    assert_eq!((r.reason, r.request), (Reason::Queued as i32, Some(Echo::AddTrack(again))));
+
+    // Another codec for a published track answers with that track; for an unknown one, NOT_FOUND.
+    let codec = proto::AddTrackRequest {
+        cid: "mic-2".into(),
+        sid: first.sid.clone(),
+        r#type: TrackType::Audio as i32,
+        ..Default::default()
+    };
+    c.send(Req::AddTrack(codec)).await;
+    let m = c.recv_until("published", |m| matches!(m, Signal::TrackPublished(t) if t.cid == "mic-2")).await;
+    assert!(matches!(m, Signal::TrackPublished(t) if t.track.as_ref().unwrap().sid == first.sid));
+    let ghost = proto::AddTrackRequest {
+        cid: "g".into(),
+        sid: "TR_AMghost".into(),
+        r#type: TrackType::Audio as i32,
+        ..Default::default()
+    };
+    let r = answer(&mut c, ghost).await;
+    assert_eq!(r.reason, Reason::NotFound as i32);
+
+    // The cap: 20 tracks in all.
+    for i in 1..20 {
+        publish(&mut c, &format!("t{i}"), TrackType::Video, TrackSource::Camera).await;
+    }
+    let over = proto::AddTrackRequest { cid: "t20".into(), r#type: TrackType::Video as i32, ..Default::default() };
+    let r = answer(&mut c, over).await;
+    assert_eq!(r.reason, Reason::LimitExceeded as i32, "{r:?}");
+    let info: proto::ParticipantInfo = s
+        .proto(
+            "GetParticipant",
+            &admin("r"),
+            &proto::RoomParticipantIdentity { room: "r".into(), identity: "pub".into(), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(info.tracks.len(), 20);
+
+    // Muting a track it does not have echoes the mute.
+    let mute = proto::MuteTrackRequest { sid: "TR_nope".into(), muted: true };
+    c.send(Req::Mute(mute.clone())).await;
+    let m = c.recv_until("mute answer", |m| matches!(m, Signal::RequestResponse(_))).await;
+    assert!(
+        matches!(m, Signal::RequestResponse(r) if r.reason == Reason::NotFound as i32 && r.request == Some(Echo::Mute(mute)))
+    );
+    s.stop().await;
+}

@@ -14,8 +14,17 @@ use super::{RoomError, limits::LimitError, membership::encode_signal, room::Room
 use crate::{
     config::LimitConfig,
     ids::{ParticipantSid, random_id},
-    proto::{self, TrackSource, TrackType, request_response::Reason, signal_response::Message as Signal},
+    proto::{
+        self, TrackSource, TrackType,
+        request_response::{Reason, Request as RequestKind},
+        signal_response::Message as Signal,
+    },
 };
+
+/// Tracks one participant may publish. LiveKit caps tracks waiting for their media at 20;
+/// here every track is published at once, so the cap applies to published tracks, keeping
+/// what one client can make the room store and broadcast bounded.
+pub const MAX_TRACKS: usize = 20;
 
 /// What UpdateParticipant asks for. Empty name/metadata and an empty attribute map mean
 /// "unchanged"; an empty attribute value deletes that key; a permission replaces the whole one.
@@ -140,12 +149,48 @@ impl Room {
 
     /// A client's AddTrackRequest: the track counts as published at once. (With the media
     /// plane it will be published when its media section is negotiated.)
+    ///
+    /// Refusals answer with a RequestResponse carrying the request, as LiveKit's: a source the
+    /// permission does not allow (NOT_ALLOWED), a type other than audio or video
+    /// (UNSUPPORTED_TYPE), a codec added to a track that does not exist (NOT_FOUND), more than
+    /// [`MAX_TRACKS`] tracks (LIMIT_EXCEEDED). A second request with the cid of a published
+    /// track is QUEUED, as LiveKit queues it until that track's media is sorted out; with no
+    /// media plane nothing would ever take it off the queue, so nothing is kept.
     pub fn add_track(&mut self, sid: &ParticipantSid, req: proto::AddTrackRequest) {
         let Some(identity) = self.identity_of(sid) else { return };
         let Some(p) = self.participants.get_mut(identity.as_str()) else { return };
+        let refuse = |reason: Reason, message: String, req: proto::AddTrackRequest| {
+            request_response(0, reason, &message, Some(RequestKind::AddTrack(req)))
+        };
         if !source_allowed(&p.spec.permission, req.source) {
-            let frame = request_response(0, Reason::NotAllowed, "publishing this source is not allowed");
+            let _ = p.outbox.push(refuse(Reason::NotAllowed, String::new(), req));
+            return;
+        }
+        if req.r#type != TrackType::Audio as i32 && req.r#type != TrackType::Video as i32 {
+            let _ = p.outbox.push(refuse(Reason::UnsupportedType, String::new(), req));
+            return;
+        }
+        if !req.sid.is_empty() {
+            // Another codec for a published track (multi-codec simulcast): the track stays.
+            let frame = match p.tracks.iter().find(|t| t.sid == req.sid) {
+                Some(t) => encode_signal(Signal::TrackPublished(proto::TrackPublishedResponse {
+                    cid: req.cid,
+                    track: Some(t.clone()),
+                })),
+                None => refuse(Reason::NotFound, String::new(), req),
+            };
             let _ = p.outbox.push(frame);
+            return;
+        }
+        let tracks = &p.tracks;
+        p.track_cids.retain(|sid, _| tracks.iter().any(|t| &t.sid == sid));
+        if p.track_cids.values().any(|cid| cid == &req.cid) {
+            let _ = p.outbox.push(refuse(Reason::Queued, String::new(), req));
+            return;
+        }
+        if p.tracks.len() >= MAX_TRACKS {
+            let message = format!("too many tracks, rejecting new track, numTracks: {}", p.tracks.len());
+            let _ = p.outbox.push(refuse(Reason::LimitExceeded, message, req));
             return;
         }
         let track = proto::TrackInfo {
@@ -163,6 +208,7 @@ impl Room {
             audio_features: req.audio_features,
             ..Default::default()
         };
+        p.track_cids.insert(track.sid.clone(), req.cid.clone());
         let published = proto::TrackPublishedResponse { cid: req.cid, track: Some(track.clone()) };
         let _ = p.outbox.push(encode_signal(Signal::TrackPublished(published)));
         p.tracks.push(track);
@@ -176,7 +222,8 @@ impl Room {
         let Some(identity) = self.identity_of(sid) else { return };
         let Some(p) = self.participants.get_mut(identity.as_str()) else { return };
         let Some(track) = p.tracks.iter_mut().find(|t| t.sid == track_sid) else {
-            let _ = p.outbox.push(request_response(0, Reason::NotFound, "track not found"));
+            let echo = RequestKind::Mute(proto::MuteTrackRequest { sid: track_sid.to_string(), muted });
+            let _ = p.outbox.push(request_response(0, Reason::NotFound, "", Some(echo)));
             return;
         };
         if track.muted != muted {
@@ -204,12 +251,14 @@ impl Room {
                 .err()
                 .map(|e: LimitError| (Reason::LimitExceeded, e.to_string()))
         };
+        let request_id = req.request_id;
         if let Some((reason, message)) = refusal {
-            let _ = p.outbox.push(request_response(req.request_id, reason, &message));
+            let _ =
+                p.outbox.push(request_response(request_id, reason, &message, Some(RequestKind::UpdateMetadata(req))));
             return;
         }
         let protocol = p.spec.protocol;
-        let request_id = req.request_id;
+        let echo = RequestKind::UpdateMetadata(req.clone());
         let change =
             ParticipantChange { name: req.name, metadata: req.metadata, attributes: req.attributes, permission: None };
         let _ = self.update_participant(identity.as_str(), change);
@@ -217,7 +266,7 @@ impl Room {
         if protocol >= 15
             && let Some(p) = self.participants.get(identity.as_str())
         {
-            let _ = p.outbox.push(request_response(request_id, Reason::Ok, ""));
+            let _ = p.outbox.push(request_response(request_id, Reason::Ok, "", Some(echo)));
         }
     }
 
@@ -254,11 +303,13 @@ impl Room {
     }
 }
 
-fn request_response(request_id: u32, reason: Reason, message: &str) -> Bytes {
+/// A RequestResponse frame; `request` echoes what it answers, as LiveKit's do (clients match
+/// answers to requests by it when there is no request id).
+fn request_response(request_id: u32, reason: Reason, message: &str, request: Option<RequestKind>) -> Bytes {
     encode_signal(Signal::RequestResponse(proto::RequestResponse {
         request_id,
         reason: reason as i32,
         message: message.to_string(),
-        request: None,
+        request,
     }))
 }

@@ -179,6 +179,9 @@ pub struct Participant {
     pub(super) version: u32,
     /// Published tracks, in publication order.
     pub(super) tracks: Vec<proto::TrackInfo>,
+    /// Client id (`cid`) of each published track, by track sid, for spotting repeated
+    /// requests. Pruned to the current tracks on every add, so bounded by the track cap.
+    pub(super) track_cids: BTreeMap<String, String>,
     /// Has published a track (and may still).
     pub(super) is_publisher: bool,
     /// The info as of the last [`Participant::bump`]; every change ends with a bump.
@@ -200,6 +203,7 @@ impl Participant {
             joined_at_ms: now_ms,
             version: 0,
             tracks: Vec::new(),
+            track_cids: BTreeMap::new(),
             is_publisher: false,
             snapshot: super::Snapshot::new(proto::ParticipantInfo::default()),
             outbox,
