@@ -10,10 +10,10 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use super::{RoomError, limits::LimitError, membership::encode_signal, room::Room};
+use super::{RoomError, limits::LimitError, membership::encode_signal, participant::SessionKey, room::Room};
 use crate::{
     config::LimitConfig,
-    ids::{ParticipantSid, random_id},
+    ids::random_id,
     proto::{
         self, TrackSource, TrackType,
         request_response::{Reason, Request as RequestKind},
@@ -156,9 +156,12 @@ impl Room {
     /// [`MAX_TRACKS`] tracks (LIMIT_EXCEEDED). A second request with the cid of a published
     /// track is QUEUED, as LiveKit queues it until that track's media is sorted out; with no
     /// media plane nothing would ever take it off the queue, so nothing is kept.
-    pub fn add_track(&mut self, sid: &ParticipantSid, req: proto::AddTrackRequest) {
-        let Some(identity) = self.identity_of(sid) else { return };
-        let Some(p) = self.participants.get_mut(identity.as_str()) else { return };
+    pub fn add_track(&mut self, key: &SessionKey, req: proto::AddTrackRequest) {
+        if !self.holds(key) {
+            return;
+        }
+        let identity = &key.identity;
+        let Some(p) = self.participants.get_mut(identity) else { return };
         let refuse = |reason: Reason, message: String, req: proto::AddTrackRequest| {
             request_response(0, reason, &message, Some(RequestKind::AddTrack(req)))
         };
@@ -218,9 +221,12 @@ impl Room {
     }
 
     /// A client's MuteTrackRequest for its own track.
-    pub fn client_mute(&mut self, sid: &ParticipantSid, track_sid: &str, muted: bool) {
-        let Some(identity) = self.identity_of(sid) else { return };
-        let Some(p) = self.participants.get_mut(identity.as_str()) else { return };
+    pub fn client_mute(&mut self, key: &SessionKey, track_sid: &str, muted: bool) {
+        if !self.holds(key) {
+            return;
+        }
+        let identity = &key.identity;
+        let Some(p) = self.participants.get_mut(identity) else { return };
         let Some(track) = p.tracks.iter_mut().find(|t| t.sid == track_sid) else {
             let echo = RequestKind::Mute(proto::MuteTrackRequest { sid: track_sid.to_string(), muted });
             let _ = p.outbox.push(request_response(0, Reason::NotFound, "", Some(echo)));
@@ -235,12 +241,15 @@ impl Room {
     /// A client's UpdateParticipantMetadata: needs `can_update_metadata`, obeys the limits.
     pub fn update_own_metadata(
         &mut self,
-        sid: &ParticipantSid,
+        key: &SessionKey,
         req: proto::UpdateParticipantMetadata,
         limits: &LimitConfig,
     ) {
-        let Some(identity) = self.identity_of(sid) else { return };
-        let Some(p) = self.participants.get_mut(identity.as_str()) else { return };
+        if !self.holds(key) {
+            return;
+        }
+        let identity = &key.identity;
+        let Some(p) = self.participants.get_mut(identity) else { return };
         let refusal = if !p.spec.permission.can_update_metadata {
             Some((Reason::NotAllowed, "does not have permission to update own metadata".to_string()))
         } else {

@@ -12,11 +12,11 @@ use tokio::time::Instant;
 
 use super::{
     RoomError,
-    participant::{JoinSpec, Outbox, Participant},
+    participant::{JoinSpec, Outbox, Participant, SessionKey},
     room::Room,
 };
 use crate::{
-    ids::{ParticipantIdentity, ParticipantSid},
+    ids::ParticipantSid,
     proto::{self, DisconnectReason, participant_info::State, signal_response::Message as Signal},
 };
 
@@ -157,9 +157,11 @@ impl Room {
         Ok(())
     }
 
-    /// The identity whose current session is `sid` (a replaced session's sid finds nothing).
-    pub(super) fn identity_of(&self, sid: &ParticipantSid) -> Option<ParticipantIdentity> {
-        self.participants.values().find(|p| &p.sid == sid).map(|p| p.spec.identity.clone())
+    /// Whether `key`'s socket is still its participant's current one.
+    pub(super) fn holds(&self, key: &SessionKey) -> bool {
+        self.participants
+            .get(&key.identity)
+            .is_some_and(|p| p.sid == key.sid && p.outbox.connection() == key.connection)
     }
 
     /// The room as the newcomer will see it once it is counted.
@@ -377,9 +379,10 @@ mod tests {
         }
     }
 
-    fn join(r: &mut Room, identity: &str) -> (ParticipantSid, Inbox) {
+    fn join(r: &mut Room, identity: &str) -> (SessionKey, Inbox) {
         let (outbox, inbox) = Outbox::channel();
-        (r.join(who(identity), outbox, 2_000, "test").unwrap(), inbox)
+        let sid = r.join(who(identity), outbox, 2_000, "test").unwrap();
+        (SessionKey { identity: ParticipantIdentity::new(identity), sid, connection: inbox.connection }, inbox)
     }
 
     fn drain(inbox: &mut Inbox) -> Vec<Signal> {
@@ -424,13 +427,13 @@ mod tests {
     #[test]
     fn leaving_is_broadcast_with_the_reason_and_a_higher_version() {
         let mut r = room();
-        let (a_sid, a) = join(&mut r, "alice");
+        let (a_sid, _a) = join(&mut r, "alice");
         let (_, mut b) = join(&mut r, "bob");
         drain(&mut b);
         r.flush_updates();
         drain(&mut b);
         let before = r.participant_info("alice").unwrap().version;
-        assert!(r.leave_connection(&a_sid, a.connection, DisconnectReason::ClientInitiated, Instant::now()));
+        assert!(r.leave(&a_sid, DisconnectReason::ClientInitiated, Instant::now()));
         r.flush_updates();
         let [Signal::Update(u)] = &drain(&mut b)[..] else { panic!() };
         let info = &u.participants[0];
@@ -440,7 +443,7 @@ mod tests {
         );
         assert!(info.version > before);
         // A stale sid does nothing.
-        assert!(!r.leave_connection(&a_sid, a.connection, DisconnectReason::ClientInitiated, Instant::now()));
+        assert!(!r.leave(&a_sid, DisconnectReason::ClientInitiated, Instant::now()));
         assert_eq!(r.participant_infos().len(), 1);
     }
 
@@ -448,10 +451,10 @@ mod tests {
     fn a_departure_survives_a_hidden_rejoin_in_the_same_batch() {
         let mut r = room();
         let (_, mut obs) = join(&mut r, "observer");
-        let (x_sid, x) = join(&mut r, "x");
+        let (x_sid, _x) = join(&mut r, "x");
         r.flush_updates();
         drain(&mut obs);
-        assert!(r.leave_connection(&x_sid, x.connection, DisconnectReason::ClientInitiated, Instant::now()));
+        assert!(r.leave(&x_sid, DisconnectReason::ClientInitiated, Instant::now()));
         let mut ghost = who("x");
         ghost.permission.hidden = true;
         let (outbox, _g) = Outbox::channel();
@@ -464,7 +467,7 @@ mod tests {
             .flatten()
             .collect();
         assert_eq!(infos.len(), 1, "only the old session's departure, nothing of the hidden one: {infos:?}");
-        assert_eq!((infos[0].sid.as_str(), infos[0].state), (x_sid.as_str(), State::Disconnected as i32));
+        assert_eq!((infos[0].sid.as_str(), infos[0].state), (x_sid.sid.as_str(), State::Disconnected as i32));
     }
 
     #[test]
@@ -477,9 +480,9 @@ mod tests {
         let frames = drain(&mut old);
         assert!(matches!(&frames[..], [Signal::Leave(l)] if l.reason == DisconnectReason::DuplicateIdentity as i32));
         // The old session's late cleanup must not remove the new one.
-        assert!(!r.leave_connection(&old_sid, old.connection, DisconnectReason::SignalClose, Instant::now()));
-        assert!(!r.detach(&old_sid, old.connection, Instant::now()));
-        assert_eq!(r.participant_info("alice").unwrap().sid, new_sid.as_str());
+        assert!(!r.leave(&old_sid, DisconnectReason::SignalClose, Instant::now()));
+        assert!(!r.detach(&old_sid, Instant::now()));
+        assert_eq!(r.participant_info("alice").unwrap().sid, new_sid.sid.as_str());
     }
 
     #[test]

@@ -18,7 +18,7 @@ mod subscriptions;
 pub use changes::ParticipantChange;
 pub use error::RoomError;
 pub use limits::LimitError;
-pub use participant::{ConnectionId, Inbox, JoinSpec, Outbox};
+pub use participant::{ConnectionId, Inbox, JoinSpec, Outbox, SessionKey};
 pub use registry::{CreateOutcome, CreateRequest, Registry, RoomDefaults};
 pub use room::{Room, RoomSnapshot, RoomSpec};
 pub use snapshot::Snapshot;

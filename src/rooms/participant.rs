@@ -46,6 +46,20 @@ impl ConnectionId {
     }
 }
 
+/// What a socket speaks for: the identity (from its token), the session's sid, and the
+/// socket itself. Requests and news from a socket count only while it is the participant's
+/// current one (a replaced or resumed session's old socket changes nothing), and finding the
+/// participant is a lookup by identity rather than a scan for the sid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionKey {
+    /// The participant's identity.
+    pub identity: ParticipantIdentity,
+    /// The session's sid.
+    pub sid: ParticipantSid,
+    /// The socket.
+    pub connection: ConnectionId,
+}
+
 /// The session side of an [`Outbox`].
 #[derive(Debug)]
 pub struct Inbox {

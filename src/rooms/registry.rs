@@ -20,7 +20,7 @@ use crate::{
     proto,
     rooms::{
         ParticipantSnapshot,
-        participant::{ConnectionId, JoinSpec, Outbox, TokenRefresher},
+        participant::{JoinSpec, Outbox, SessionKey, TokenRefresher},
     },
 };
 
@@ -225,25 +225,19 @@ impl Registry {
         Err(RoomError::RoomNotFound)
     }
 
-    /// Ends the session `sid` on `connection` (if that socket is still its current one);
-    /// others see it leave with `reason`.
-    pub fn leave(
-        &self,
-        room: &RoomName,
-        sid: &ParticipantSid,
-        connection: ConnectionId,
-        reason: proto::DisconnectReason,
-    ) {
+    /// Ends `key`'s session (if its socket is still the current one); others see it leave
+    /// with `reason`.
+    pub fn leave(&self, room: &RoomName, key: &SessionKey, reason: proto::DisconnectReason) {
         if let Some(slot) = self.slot(room.as_str()) {
-            slot.room.lock().leave_connection(sid, connection, reason, Instant::now());
+            slot.room.lock().leave(key, reason, Instant::now());
         }
     }
 
-    /// The socket `connection` of session `sid` was lost: the participant waits for a resume
-    /// for the room's departure window (see [`Room::detach`]).
-    pub fn detach(&self, room: &RoomName, sid: &ParticipantSid, connection: ConnectionId) {
+    /// `key`'s socket was lost: the participant waits for a resume for the room's departure
+    /// window (see [`Room::detach`]).
+    pub fn detach(&self, room: &RoomName, key: &SessionKey) {
         if let Some(slot) = self.slot(room.as_str()) {
-            slot.room.lock().detach(sid, connection, Instant::now());
+            slot.room.lock().detach(key, Instant::now());
         }
     }
 

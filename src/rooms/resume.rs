@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use super::{
     RoomError,
     membership::{PING_TIMEOUT_SECS, encode_signal, server_info, update_frames},
-    participant::{ConnectionId, Outbox},
+    participant::{Outbox, SessionKey},
     room::Room,
 };
 use crate::{
@@ -43,26 +43,20 @@ pub struct Departure {
 pub type DepartureLog = VecDeque<Departure>;
 
 impl Room {
-    /// The identity whose current socket is `connection` for session `sid`.
-    fn current(&self, sid: &ParticipantSid, connection: ConnectionId) -> Option<ParticipantIdentity> {
-        self.participants
-            .values()
-            .find(|p| &p.sid == sid && p.outbox.connection() == connection)
-            .map(|p| p.spec.identity.clone())
-    }
-
-    /// The socket `connection` of session `sid` was lost (closed without a leave, silent past
-    /// the ping timeout, or too slow to write to). The participant waits for a resume until
-    /// [`Self::expire_detached`] removes it; with a zero window it is removed at once
-    /// (`SIGNAL_CLOSE`). A socket that is no longer current changes nothing. Returns whether
-    /// the participant was found.
-    pub fn detach(&mut self, sid: &ParticipantSid, connection: ConnectionId, now: Instant) -> bool {
-        let Some(identity) = self.current(sid, connection) else { return false };
+    /// `key`'s socket was lost (closed without a leave, silent past the ping timeout, or too
+    /// slow to write to). The participant waits for a resume until [`Self::expire_detached`]
+    /// removes it; with a zero window it is removed at once (`SIGNAL_CLOSE`). A socket that is
+    /// no longer current changes nothing. Returns whether the participant was found.
+    pub fn detach(&mut self, key: &SessionKey, now: Instant) -> bool {
+        if !self.holds(key) {
+            return false;
+        }
+        let identity = &key.identity;
         if self.spec.departure_timeout.is_zero() {
             self.drop_participant(identity.as_str(), DisconnectReason::SignalClose, None, now);
             return true;
         }
-        if let Some(p) = self.participants.get_mut(&identity)
+        if let Some(p) = self.participants.get_mut(identity)
             && p.detached_since.is_none()
         {
             p.detached_since = Some(now);
@@ -72,17 +66,13 @@ impl Room {
         true
     }
 
-    /// Ends the session `sid` on `connection` (a client leave, a failed upgrade). Others see
-    /// it leave with `reason`. A socket that is no longer current changes nothing.
-    pub fn leave_connection(
-        &mut self,
-        sid: &ParticipantSid,
-        connection: ConnectionId,
-        reason: DisconnectReason,
-        now: Instant,
-    ) -> bool {
-        let Some(identity) = self.current(sid, connection) else { return false };
-        self.drop_participant(identity.as_str(), reason, None, now);
+    /// Ends `key`'s session (a client leave, a failed upgrade). Others see it leave with
+    /// `reason`. A socket that is no longer current changes nothing.
+    pub fn leave(&mut self, key: &SessionKey, reason: DisconnectReason, now: Instant) -> bool {
+        if !self.holds(key) {
+            return false;
+        }
+        self.drop_participant(key.identity.as_str(), reason, None, now);
         true
     }
 
@@ -210,7 +200,7 @@ mod tests {
         Room::new(RoomName::new("r"), spec, 1_000, Instant::now(), Arc::new(NoRefresh))
     }
 
-    fn join(r: &mut Room, identity: &str) -> (ParticipantSid, Inbox) {
+    fn join(r: &mut Room, identity: &str) -> (SessionKey, Inbox) {
         let (outbox, inbox) = Outbox::channel();
         let spec = JoinSpec {
             identity: ParticipantIdentity::new(identity),
@@ -218,7 +208,8 @@ mod tests {
             protocol: 16,
             ..Default::default()
         };
-        (r.join(spec, outbox, 2_000, "test").unwrap(), inbox)
+        let sid = r.join(spec, outbox, 2_000, "test").unwrap();
+        (SessionKey { identity: ParticipantIdentity::new(identity), sid, connection: inbox.connection }, inbox)
     }
 
     fn drain(inbox: &mut Inbox) -> Vec<Signal> {
@@ -237,7 +228,7 @@ mod tests {
         let (_, mut bob) = join(&mut r, "bob");
         r.flush_updates();
         drain(&mut bob);
-        assert!(r.detach(&sid, inbox.connection, t0));
+        assert!(r.detach(&sid, t0));
         drop(inbox);
         r.expire_detached(t0 + Duration::from_secs(19));
         r.flush_updates();
@@ -257,8 +248,8 @@ mod tests {
     #[test]
     fn a_zero_window_removes_at_once() {
         let mut r = room(0);
-        let (sid, inbox) = join(&mut r, "alice");
-        assert!(r.detach(&sid, inbox.connection, Instant::now()));
+        let (sid, _inbox) = join(&mut r, "alice");
+        assert!(r.detach(&sid, Instant::now()));
         assert_eq!(r.participant_count(), 0);
     }
 
@@ -266,17 +257,17 @@ mod tests {
     fn resume_sends_state_in_order_and_the_old_socket_loses_its_claim() {
         let mut r = room(20);
         let t0 = Instant::now();
-        let (sid, old) = join(&mut r, "alice");
+        let (sid, _old) = join(&mut r, "alice");
         let (bob_sid, _bob) = join(&mut r, "bob");
         let (_, carol) = join(&mut r, "carol");
-        assert!(r.detach(&sid, old.connection, t0));
+        assert!(r.detach(&sid, t0));
         // Bob leaves while alice is away; carol's socket closing without news keeps her listed.
-        assert!(r.leave_connection(&bob_sid, _bob.connection, DisconnectReason::ClientInitiated, t0));
+        assert!(r.leave(&bob_sid, DisconnectReason::ClientInitiated, t0));
         drop(carol);
 
         let (outbox, mut new) = Outbox::channel();
         let resumed = r.resume(&ParticipantIdentity::new("alice"), outbox, t0, "v").unwrap();
-        assert_eq!(resumed, sid, "the sid survives a resume");
+        assert_eq!(resumed, sid.sid, "the sid survives a resume");
         let seen = drain(&mut new);
         assert!(
             matches!(&seen[0], Signal::Reconnect(rr) if rr.server_info.as_ref().unwrap().version == "v"),
@@ -293,10 +284,10 @@ mod tests {
         assert_eq!(seen.len(), 4);
 
         // The old socket's late news changes nothing; the window no longer applies.
-        assert!(!r.detach(&sid, old.connection, t0));
-        assert!(!r.leave_connection(&sid, old.connection, DisconnectReason::SignalClose, t0));
+        assert!(!r.detach(&sid, t0));
+        assert!(!r.leave(&sid, DisconnectReason::SignalClose, t0));
         r.expire_detached(t0 + Duration::from_secs(60));
-        assert_eq!(r.participant_info("alice").unwrap().sid, sid.as_str());
+        assert_eq!(r.participant_info("alice").unwrap().sid, sid.sid.as_str());
     }
 
     #[test]
@@ -317,8 +308,8 @@ mod tests {
         let mut r = room(20);
         let t0 = Instant::now();
         for i in 0..100 {
-            let (sid, inbox) = join(&mut r, &format!("p{i}"));
-            r.leave_connection(&sid, inbox.connection, DisconnectReason::ClientInitiated, t0);
+            let (sid, _inbox) = join(&mut r, &format!("p{i}"));
+            r.leave(&sid, DisconnectReason::ClientInitiated, t0);
         }
         assert_eq!(r.departures.len(), 100);
         r.expire_detached(t0 + Duration::from_secs(21));

@@ -6,10 +6,9 @@
 //! for a minute, in case the track is still being published; here a track exists from its
 //! AddTrackRequest on, so there is nothing to wait for.
 
-use super::{RoomError, membership::encode_signal, room::Room};
-use crate::{
-    ids::ParticipantSid,
-    proto::{self, DisconnectReason, SubscriptionError, leave_request::Action, signal_response::Message as Signal},
+use super::{RoomError, membership::encode_signal, participant::SessionKey, room::Room};
+use crate::proto::{
+    self, DisconnectReason, SubscriptionError, leave_request::Action, signal_response::Message as Signal,
 };
 
 impl Room {
@@ -52,8 +51,11 @@ impl Room {
     }
 
     /// A client's UpdateSubscription (from its socket).
-    pub fn client_subscription(&mut self, sid: &ParticipantSid, req: &proto::UpdateSubscription) {
-        let Some(identity) = self.identity_of(sid) else { return };
+    pub fn client_subscription(&mut self, key: &SessionKey, req: &proto::UpdateSubscription) {
+        if !self.holds(key) {
+            return;
+        }
+        let identity = &key.identity;
         let sids = req.track_sids.iter().chain(req.participant_tracks.iter().flat_map(|pt| pt.track_sids.iter()));
         let _ = self.update_subscriptions(identity.as_str(), sids, req.subscribe);
     }
@@ -62,9 +64,12 @@ impl Room {
     /// the states have parted and only a fresh join can mend them: as LiveKit, the client gets
     /// a leave asking for a full reconnect (`STATE_MISMATCH`). Otherwise its subscriptions are
     /// recorded.
-    pub fn sync_state(&mut self, sid: &ParticipantSid, state: &proto::SyncState) {
-        let Some(identity) = self.identity_of(sid) else { return };
-        let Some(p) = self.participants.get(identity.as_str()) else { return };
+    pub fn sync_state(&mut self, key: &SessionKey, state: &proto::SyncState) {
+        if !self.holds(key) {
+            return;
+        }
+        let identity = &key.identity;
+        let Some(p) = self.participants.get(identity) else { return };
         let known = |sid: &str| p.tracks.iter().any(|t| t.sid == sid);
         let mismatch = state.publish_tracks.iter().any(|pt| pt.track.as_ref().is_none_or(|t| !known(&t.sid)));
         if mismatch {
@@ -84,7 +89,7 @@ impl Room {
             return;
         }
         if let Some(sub) = &state.subscription {
-            self.client_subscription(sid, sub);
+            self.client_subscription(key, sub);
         }
     }
 
@@ -121,13 +126,14 @@ mod tests {
         Room::new(RoomName::new("r"), spec, 1_000, Instant::now(), Arc::new(NoRefresh))
     }
 
-    fn join(r: &mut Room, identity: &str) -> (ParticipantSid, Inbox) {
+    fn join(r: &mut Room, identity: &str) -> (SessionKey, Inbox) {
         let (outbox, inbox) = Outbox::channel();
         let mut permission = crate::auth::VideoGrant::default().to_permission();
         permission.can_publish = true;
         let spec =
             JoinSpec { identity: ParticipantIdentity::new(identity), permission, protocol: 16, ..Default::default() };
-        (r.join(spec, outbox, 2_000, "test").unwrap(), inbox)
+        let sid = r.join(spec, outbox, 2_000, "test").unwrap();
+        (SessionKey { identity: ParticipantIdentity::new(identity), sid, connection: inbox.connection }, inbox)
     }
 
     fn drain(inbox: &mut Inbox) -> Vec<Signal> {
@@ -138,7 +144,7 @@ mod tests {
         out
     }
 
-    fn publish(r: &mut Room, sid: &ParticipantSid, inbox: &mut Inbox) -> String {
+    fn publish(r: &mut Room, sid: &SessionKey, inbox: &mut Inbox) -> String {
         r.add_track(sid, proto::AddTrackRequest { cid: "c".into(), ..Default::default() });
         drain(inbox)
             .into_iter()

@@ -27,7 +27,7 @@ use crate::{
     },
     ids::{ParticipantIdentity, RoomName},
     proto::{DisconnectReason, leave_request::Action},
-    rooms::{JoinSpec, Outbox, RoomError},
+    rooms::{JoinSpec, Outbox, RoomError, SessionKey},
 };
 
 /// Routes served by this module (merged into the HTTP service).
@@ -189,12 +189,13 @@ async fn rtc(
 
     let (outbox, inbox) = Outbox::channel();
     let room = plan.room.clone();
+    let identity = plan.spec.identity.clone();
     let connection = inbox.connection;
     let sid = if plan.resume {
         // A participant still in the room (its socket lost within the departure window, or
         // not yet noticed as lost) is taken back; anything else is told to rejoin from
         // scratch, as LiveKit does for a session it does not know.
-        match app.registry.resume(&room, &plan.spec.identity, outbox) {
+        match app.registry.resume(&room, &identity, outbox) {
             Ok(sid) => sid,
             Err(e) => {
                 tracing::info!(room = %room, reason = %e, "resume refused; the client will rejoin");
@@ -210,14 +211,15 @@ async fn rtc(
             Err(e) => return join_refusal(&e).into_response(),
         }
     };
-    let cleanup = (Arc::clone(&app), room.clone(), sid.clone());
+    let key = SessionKey { identity, sid, connection };
+    let cleanup = (Arc::clone(&app), room.clone(), key.clone());
     upgrade
         .on_failed_upgrade(move |e| {
             tracing::debug!(error = %e, "WebSocket upgrade failed after joining; leaving");
-            let (app, room, sid) = cleanup;
-            app.registry.leave(&room, &sid, connection, DisconnectReason::JoinFailure);
+            let (app, room, key) = cleanup;
+            app.registry.leave(&room, &key, DisconnectReason::JoinFailure);
         })
-        .on_upgrade(move |socket| session::run(socket, app, room, sid, inbox))
+        .on_upgrade(move |socket| session::run(socket, app, room, key, inbox))
         .into_response()
 }
 

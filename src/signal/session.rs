@@ -18,9 +18,9 @@ use tokio::time::Instant;
 
 use crate::{
     app::AppState,
-    ids::{ParticipantSid, RoomName},
+    ids::RoomName,
     proto::{self, DisconnectReason, signal_request::Message as Request, signal_response::Message as Signal},
-    rooms::{Inbox, membership::PING_TIMEOUT_SECS},
+    rooms::{Inbox, SessionKey, membership::PING_TIMEOUT_SECS},
 };
 
 /// How long one write to a client may take before the client counts as stalled.
@@ -79,9 +79,10 @@ async fn write_batch(
 /// reading and writing need no split (and no lock between halves). The silence timer is one
 /// pinned `Sleep`, reset on each received message rather than re-created on every wake-up.
 /// Every write goes through [`write_batch`] (deadline and kick), pongs included.
-pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, sid: ParticipantSid, inbox: Inbox) {
+pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, key: SessionKey, inbox: Inbox) {
     let _counted = SessionCount::enter(&app.sessions);
-    let Inbox { mut frames, kick, connection } = inbox;
+    let Inbox { mut frames, kick, .. } = inbox;
+    let sid = &key.sid;
     let ping_timeout = Duration::from_secs(PING_TIMEOUT_SECS.unsigned_abs().into());
     let silence = tokio::time::sleep(ping_timeout);
     tokio::pin!(silence);
@@ -104,7 +105,7 @@ pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, sid:
             msg = socket.recv() => {
                 silence.as_mut().reset(Instant::now() + ping_timeout);
                 match msg {
-                    Some(Ok(Message::Binary(data))) => match handle(&app, &room, &sid, &data) {
+                    Some(Ok(Message::Binary(data))) => match handle(&app, &room, &key, &data) {
                         Handled::Reply(frame) => {
                             if let Err(e) = write_batch(&mut socket, Message::Binary(frame), &mut frames, &kick).await {
                                 healthy = false;
@@ -128,8 +129,8 @@ pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, sid:
         }
     };
     match ending {
-        Ending::Left => app.registry.leave(&room, &sid, connection, DisconnectReason::ClientInitiated),
-        Ending::Lost => app.registry.detach(&room, &sid, connection),
+        Ending::Left => app.registry.leave(&room, &key, DisconnectReason::ClientInitiated),
+        Ending::Lost => app.registry.detach(&room, &key),
         Ending::Released => {}
     }
     // A stalled socket gets no close frame: writing it could block again.
@@ -184,7 +185,7 @@ enum Handled {
 }
 
 /// One client request. Undecodable frames are logged and ignored: the session goes on.
-fn handle(app: &AppState, room: &RoomName, sid: &ParticipantSid, data: &[u8]) -> Handled {
+fn handle(app: &AppState, room: &RoomName, key: &SessionKey, data: &[u8]) -> Handled {
     let request = match proto::SignalRequest::decode(data) {
         Ok(r) => r,
         Err(e) => {
@@ -201,23 +202,23 @@ fn handle(app: &AppState, room: &RoomName, sid: &ParticipantSid, data: &[u8]) ->
         Some(Request::Leave(_)) => Handled::Leave,
         // These change the room: the room answers through the session's queue, in order.
         Some(Request::AddTrack(req)) => {
-            app.registry.with_room(room, |r| r.add_track(sid, req));
+            app.registry.with_room(room, |r| r.add_track(key, req));
             Handled::Nothing
         }
         Some(Request::Mute(req)) => {
-            app.registry.with_room(room, |r| r.client_mute(sid, &req.sid, req.muted));
+            app.registry.with_room(room, |r| r.client_mute(key, &req.sid, req.muted));
             Handled::Nothing
         }
         Some(Request::UpdateMetadata(req)) => {
-            app.registry.with_room(room, |r| r.update_own_metadata(sid, req, &app.config.limit));
+            app.registry.with_room(room, |r| r.update_own_metadata(key, req, &app.config.limit));
             Handled::Nothing
         }
         Some(Request::Subscription(req)) => {
-            app.registry.with_room(room, |r| r.client_subscription(sid, &req));
+            app.registry.with_room(room, |r| r.client_subscription(key, &req));
             Handled::Nothing
         }
         Some(Request::SyncState(state)) => {
-            app.registry.with_room(room, |r| r.sync_state(sid, &state));
+            app.registry.with_room(room, |r| r.sync_state(key, &state));
             Handled::Nothing
         }
         Some(other) => {
