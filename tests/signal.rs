@@ -344,3 +344,22 @@ async fn stopping_the_server_sends_every_session_a_shutdown_leave() {
     }
     stop.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_client_leave_keeps_the_reasons_a_client_may_give() {
+    let s = TestServer::spawn("").await;
+    let (mut obs, _) = SignalClient::join(s.addr, &join_token("r", "observer")).await;
+    for (identity, given, seen) in [
+        ("callee", DisconnectReason::UserRejected, DisconnectReason::UserRejected),
+        ("agent", DisconnectReason::AgentError, DisconnectReason::AgentError),
+        ("liar", DisconnectReason::ServerShutdown, DisconnectReason::ClientInitiated),
+    ] {
+        let (mut c, _) = SignalClient::join(s.addr, &join_token("r", identity)).await;
+        c.send(Req::Leave(proto::LeaveRequest { reason: given as i32, ..Default::default() })).await;
+        let m = obs
+            .recv_until("left", |m| update_about(m, identity).is_some_and(|p| p.state == State::Disconnected as i32))
+            .await;
+        assert_eq!(update_about(&m, identity).unwrap().disconnect_reason, seen as i32, "{identity}");
+    }
+    s.stop().await;
+}

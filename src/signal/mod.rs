@@ -18,6 +18,7 @@ use axum::{
     routing::{any, get},
 };
 use http::{StatusCode, header};
+use tracing::Instrument as _;
 
 use crate::{
     app::AppState,
@@ -219,7 +220,11 @@ async fn rtc(
             let (app, room, key) = cleanup;
             app.registry.leave(&room, &key, DisconnectReason::JoinFailure);
         })
-        .on_upgrade(move |socket| session::run(socket, app, room, key, inbox))
+        .on_upgrade(move |socket| {
+            // The session outlives the request span: its own span names who it serves.
+            let span = tracing::info_span!("session", room = %room, participant = %key.identity, sid = %key.sid);
+            session::run(socket, app, room, key, inbox).instrument(span)
+        })
         .into_response()
 }
 

@@ -31,8 +31,8 @@ const WRITE_BATCH: usize = 64;
 /// How a session ended, and so what the room must hear.
 #[derive(Debug, Clone, Copy)]
 enum Ending {
-    /// The client said goodbye: it leaves the room now.
-    Left,
+    /// The client said goodbye: it leaves the room now, for this reason.
+    Left(DisconnectReason),
     /// The socket is gone without a goodbye: the participant waits for a resume.
     Lost,
     /// The room already let go of this socket (removed, replaced, resumed elsewhere, kicked).
@@ -112,7 +112,7 @@ pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, key:
                                 break failed(&e);
                             }
                         }
-                        Handled::Leave => break Ending::Left,
+                        Handled::Leave(reason) => break Ending::Left(reason),
                         Handled::Nothing => {}
                     },
                     Some(Ok(Message::Text(_))) => {
@@ -129,7 +129,7 @@ pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, key:
         }
     };
     match ending {
-        Ending::Left => app.registry.leave(&room, &key, DisconnectReason::ClientInitiated),
+        Ending::Left(reason) => app.registry.leave(&room, &key, reason),
         Ending::Lost => app.registry.detach(&room, &key),
         Ending::Released => {}
     }
@@ -178,9 +178,21 @@ pub async fn refuse_resume(mut socket: WebSocket) {
     let _ = socket.send(Message::Close(None)).await;
 }
 
+/// What others are told of a client's own leave: the reasons a client may give (a callee
+/// that was unavailable or declined, a failed agent) pass through, as LiveKit's; anything
+/// else is CLIENT_INITIATED.
+fn leave_reason(given: i32) -> DisconnectReason {
+    match DisconnectReason::try_from(given) {
+        Ok(r @ (DisconnectReason::UserUnavailable | DisconnectReason::UserRejected | DisconnectReason::AgentError)) => {
+            r
+        }
+        _ => DisconnectReason::ClientInitiated,
+    }
+}
+
 enum Handled {
     Reply(Bytes),
-    Leave,
+    Leave(DisconnectReason),
     Nothing,
 }
 
@@ -199,7 +211,7 @@ fn handle(app: &AppState, room: &RoomName, key: &SessionKey, data: &[u8]) -> Han
         Some(Request::PingReq(ping)) => {
             reply(Signal::PongResp(proto::Pong { last_ping_timestamp: ping.timestamp, timestamp: app.clock.now_ms() }))
         }
-        Some(Request::Leave(_)) => Handled::Leave,
+        Some(Request::Leave(leave)) => Handled::Leave(leave_reason(leave.reason)),
         // These change the room: the room answers through the session's queue, in order.
         Some(Request::AddTrack(req)) => {
             app.registry.with_room(room, |r| r.add_track(key, req));
