@@ -215,3 +215,27 @@ async fn update_subscriptions_is_recorded_and_unknown_tracks_are_answered() {
     err.unwrap_err().assert_twirp(404, "not_found", "twirp error unknown: participant does not exist");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_refused_resume_speaks_the_clients_protocol() {
+    let s = TestServer::spawn("").await;
+    // Protocol 13 and later read the action; older clients only `can_reconnect`.
+    for (protocol, can_reconnect, action) in [(16, false, Action::Reconnect as i32), (12, true, 0)] {
+        let url = format!(
+            "ws://{}/rtc?access_token={}&protocol={protocol}&reconnect=1&sid=PA_x",
+            s.addr,
+            join_token("r", "gone")
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        use futures_util::StreamExt as _;
+        use prost::Message as _;
+        let Some(Ok(tokio_tungstenite::tungstenite::Message::Binary(b))) = ws.next().await else { panic!("a frame") };
+        let Some(Signal::Leave(l)) = proto::SignalResponse::decode(b).unwrap().message else { panic!("a leave") };
+        assert_eq!(
+            (l.reason, l.can_reconnect, l.action),
+            (DisconnectReason::StateMismatch as i32, can_reconnect, action),
+            "protocol {protocol}"
+        );
+    }
+    s.stop().await;
+}

@@ -150,6 +150,7 @@ async fn remove_participant_tells_the_target_and_everyone_else() {
     let _: proto::RemoveParticipantResponse = s.proto("RemoveParticipant", &admin("r"), &who).await.unwrap();
     target.recv_until("removed", is_leave(DisconnectReason::ParticipantRemoved)).await;
     assert!(target.recv().await.is_none(), "the socket closes after the leave");
+    assert_eq!(target.close_code, Some(1000), "a normal close, or JS would start reconnecting");
     let m = obs
         .recv_until("target gone", |m| update_about(m, "target").is_some_and(|p| p.state == State::Disconnected as i32))
         .await;
@@ -361,5 +362,33 @@ async fn a_client_leave_keeps_the_reasons_a_client_may_give() {
             .await;
         assert_eq!(update_about(&m, identity).unwrap().disconnect_reason, seen as i32, "{identity}");
     }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn replies_follow_the_encoding_of_the_latest_request() {
+    let s = TestServer::spawn("").await;
+    let (mut c, _) = SignalClient::join(s.addr, &join_token("r", "json")).await;
+    c.settle(200).await;
+    // A text frame (protobuf JSON, proto field names) switches replies to JSON text frames.
+    c.send_text(r#"{"ping_req": {"timestamp": "99", "rtt": "0"}}"#).await;
+    let pong = c.recv_text().await;
+    assert_eq!(pong["pong_resp"]["last_ping_timestamp"], "99", "{pong}");
+    // Room news arrives as JSON too while the client speaks JSON.
+    let _: proto::Room = s
+        .proto(
+            "UpdateRoomMetadata",
+            &admin("r"),
+            &proto::UpdateRoomMetadataRequest { room: "r".into(), metadata: "m".into() },
+        )
+        .await
+        .unwrap();
+    let update = c.recv_text().await;
+    assert_eq!(update["room_update"]["room"]["metadata"], "m", "{update}");
+    // Undecodable JSON is ignored; a binary frame switches back.
+    c.send_text("{not json").await;
+    c.send(Req::PingReq(proto::Ping { timestamp: 5, rtt: 0 })).await;
+    let m = c.recv().await.unwrap();
+    assert!(matches!(m, Signal::PongResp(p) if p.last_ping_timestamp == 5), "{m:?}");
     s.stop().await;
 }

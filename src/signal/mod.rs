@@ -27,7 +27,7 @@ use crate::{
         claims::{VideoGrant, participant_kind},
     },
     ids::{ParticipantIdentity, RoomName},
-    proto::{DisconnectReason, leave_request::Action},
+    proto::DisconnectReason,
     rooms::{JoinSpec, Outbox, RoomError, SessionKey},
 };
 
@@ -200,7 +200,8 @@ async fn rtc(
             Ok(sid) => sid,
             Err(e) => {
                 tracing::info!(room = %room, reason = %e, "resume refused; the client will rejoin");
-                return upgrade.on_upgrade(session::refuse_resume).into_response();
+                let protocol = plan.spec.protocol;
+                return upgrade.on_upgrade(move |socket| session::refuse_resume(socket, protocol)).into_response();
             }
         }
     } else {
@@ -227,6 +228,3 @@ async fn rtc(
         })
         .into_response()
 }
-
-/// `LeaveRequest.action` for a refused resume.
-pub(crate) const RESUME_ACTION: Action = Action::Reconnect;

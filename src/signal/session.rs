@@ -52,15 +52,16 @@ enum WriteFailed {
 /// hold this task.
 async fn write_batch(
     socket: &mut WebSocket,
-    first: Message,
+    first: Bytes,
     frames: &mut tokio::sync::mpsc::Receiver<Bytes>,
     kick: &tokio::sync::Notify,
+    json: bool,
 ) -> Result<(), WriteFailed> {
     let write = async {
-        socket.feed(first).await?;
+        socket.feed(wire(first, json)).await?;
         for _ in 0..WRITE_BATCH {
             let Ok(more) = frames.try_recv() else { break };
-            socket.feed(Message::Binary(more)).await?;
+            socket.feed(wire(more, json)).await?;
         }
         socket.flush().await
     };
@@ -70,6 +71,39 @@ async fn write_batch(
             _ => Err(WriteFailed::Broken),
         },
         () = kick.notified() => Err(WriteFailed::Kicked),
+    }
+}
+
+/// One queued frame as the client wants it: the protobuf bytes the room made, or, for a client
+/// that spoke JSON last, the same message as protobuf JSON in a text frame (LiveKit answers in
+/// the encoding of the client's latest message). Rooms encode once for every session; only
+/// JSON sessions pay for the conversion.
+fn wire(frame: Bytes, json: bool) -> Message {
+    if !json {
+        return Message::Binary(frame);
+    }
+    let text = proto::SignalResponse::decode(frame.clone())
+        .map_err(|e| e.to_string())
+        .and_then(|m| serde_json::to_string(&m).map_err(|e| e.to_string()));
+    match text {
+        Ok(text) => Message::Text(text.into()),
+        Err(e) => {
+            // Not expected: the room encoded it. Binary is still a valid signal frame.
+            tracing::warn!(error = %e, "could not convert a frame to JSON; sent as protobuf");
+            Message::Binary(frame)
+        }
+    }
+}
+
+/// A request from the client: protobuf in binary frames, protobuf JSON in text frames.
+fn decode_request(msg: &Message) -> Option<Result<proto::SignalRequest, String>> {
+    match msg {
+        Message::Binary(data) => Some(proto::SignalRequest::decode(data.clone()).map_err(|e| e.to_string())),
+        Message::Text(text) => Some(
+            crate::twirp::codec::decode::<proto::SignalRequest>(crate::twirp::codec::Encoding::Json, text.as_bytes())
+                .map_err(|e| e.msg.to_string()),
+        ),
+        _ => None,
     }
 }
 
@@ -87,6 +121,8 @@ pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, key:
     let silence = tokio::time::sleep(ping_timeout);
     tokio::pin!(silence);
     let mut healthy = true;
+    // Whether the client's latest message was JSON (text); LiveKit starts in binary.
+    let mut json = false;
     let ending = loop {
         tokio::select! {
             // No kick branch here: a kicked participant's queue is also closed, so this
@@ -94,7 +130,7 @@ pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, key:
             // the kick.
             frame = frames.recv() => match frame {
                 Some(frame) => {
-                    if let Err(e) = write_batch(&mut socket, Message::Binary(frame), &mut frames, &kick).await {
+                    if let Err(e) = write_batch(&mut socket, frame, &mut frames, &kick, json).await {
                         healthy = false;
                         break failed(&e);
                     }
@@ -105,18 +141,31 @@ pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, key:
             msg = socket.recv() => {
                 silence.as_mut().reset(Instant::now() + ping_timeout);
                 match msg {
-                    Some(Ok(Message::Binary(data))) => match handle(&app, &room, &key, &data) {
-                        Handled::Reply(frame) => {
-                            if let Err(e) = write_batch(&mut socket, Message::Binary(frame), &mut frames, &kick).await {
-                                healthy = false;
-                                break failed(&e);
+                    Some(Ok(m @ (Message::Binary(_) | Message::Text(_)))) => {
+                        // Replies follow the encoding of the client's latest message.
+                        json = matches!(m, Message::Text(_));
+                        // Undecodable frames are logged and ignored: the session goes on.
+                        let request = match decode_request(&m) {
+                            Some(Ok(r)) => r,
+                            Some(Err(e)) => {
+                                tracing::debug!(error = %e, "undecodable signal frame ignored");
+                                continue;
                             }
+                            None => continue,
+                        };
+                        match handle(&app, &room, &key, request) {
+                            // Nothing may follow the last words of a participant the room
+                            // already let go of (a leave written before this request came).
+                            Handled::Reply(_) if frames.is_closed() && frames.is_empty() => break Ending::Released,
+                            Handled::Reply(frame) => {
+                                if let Err(e) = write_batch(&mut socket, frame, &mut frames, &kick, json).await {
+                                    healthy = false;
+                                    break failed(&e);
+                                }
+                            }
+                            Handled::Leave(reason) => break Ending::Left(reason),
+                            Handled::Nothing => {}
                         }
-                        Handled::Leave(reason) => break Ending::Left(reason),
-                        Handled::Nothing => {}
-                    },
-                    Some(Ok(Message::Text(_))) => {
-                        tracing::debug!("JSON signal frames are not served yet; ignored");
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Close(_)) | Err(_)) | None => break Ending::Lost,
@@ -135,7 +184,7 @@ pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, key:
     }
     // A stalled socket gets no close frame: writing it could block again.
     if healthy {
-        let _ = tokio::time::timeout(WRITE_DEADLINE, socket.send(Message::Close(None))).await;
+        let _ = tokio::time::timeout(WRITE_DEADLINE, socket.send(normal_close())).await;
     }
     tracing::debug!(%room, %sid, ?ending, "session ended");
 }
@@ -146,6 +195,12 @@ fn failed(e: &WriteFailed) -> Ending {
         WriteFailed::Kicked => Ending::Released,
         WriteFailed::Broken => Ending::Lost,
     }
+}
+
+/// A close frame with code 1000, as LiveKit closes: JS takes any other code (or none) as a
+/// lost connection and starts reconnecting at once.
+fn normal_close() -> Message {
+    Message::Close(Some(axum::extract::ws::CloseFrame { code: 1000, reason: "".into() }))
 }
 
 /// Counts a running session for the server's shutdown; the count drops on every exit path.
@@ -164,18 +219,21 @@ impl Drop for SessionCount {
     }
 }
 
-/// Answers a resume we cannot honour: a leave asking for a full rejoin, then close.
-pub async fn refuse_resume(mut socket: WebSocket) {
+/// Answers a resume we cannot honour: a leave asking for a full rejoin, then close. Clients
+/// of protocol 13 and later read `action`; older ones only `can_reconnect` (LiveKit sets one
+/// or the other).
+pub async fn refuse_resume(mut socket: WebSocket, protocol: i32) {
+    let modern = protocol >= 13;
     let leave = proto::SignalResponse {
         message: Some(Signal::Leave(proto::LeaveRequest {
-            can_reconnect: true,
+            can_reconnect: !modern,
             reason: DisconnectReason::StateMismatch as i32,
-            action: super::RESUME_ACTION as i32,
+            action: if modern { proto::leave_request::Action::Reconnect as i32 } else { 0 },
             regions: None,
         })),
     };
     let _ = socket.send(Message::Binary(Bytes::from(leave.encode_to_vec()))).await;
-    let _ = socket.send(Message::Close(None)).await;
+    let _ = socket.send(normal_close()).await;
 }
 
 /// What others are told of a client's own leave: the reasons a client may give (a callee
@@ -196,15 +254,8 @@ enum Handled {
     Nothing,
 }
 
-/// One client request. Undecodable frames are logged and ignored: the session goes on.
-fn handle(app: &AppState, room: &RoomName, key: &SessionKey, data: &[u8]) -> Handled {
-    let request = match proto::SignalRequest::decode(data) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::debug!(error = %e, "undecodable signal frame ignored");
-            return Handled::Nothing;
-        }
-    };
+/// One client request.
+fn handle(app: &AppState, room: &RoomName, key: &SessionKey, request: proto::SignalRequest) -> Handled {
     let reply = |m: Signal| Handled::Reply(Bytes::from(proto::SignalResponse { message: Some(m) }.encode_to_vec()));
     match request.message {
         Some(Request::Ping(_)) => reply(Signal::Pong(app.clock.now_ms())),

@@ -14,6 +14,8 @@ pub struct SignalClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// Everything received so far, in order.
     pub seen: Vec<Signal>,
+    /// The close code the server sent, once it closed.
+    pub close_code: Option<u16>,
 }
 
 /// Why a connect failed: the HTTP status and body of the refused handshake.
@@ -28,7 +30,7 @@ impl SignalClient {
     pub async fn connect(addr: std::net::SocketAddr, token: &str, extra_query: &str) -> Result<Self, Refused> {
         let url = format!("ws://{addr}/rtc?access_token={token}&protocol=16&sdk=rust{extra_query}");
         match tokio_tungstenite::connect_async(url).await {
-            Ok((ws, _)) => Ok(Self { ws, seen: Vec::new() }),
+            Ok((ws, _)) => Ok(Self { ws, seen: Vec::new(), close_code: None }),
             Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(Refused {
                 status: resp.status().as_u16(),
                 body: resp.body().as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default(),
@@ -57,7 +59,11 @@ impl SignalClient {
                     return Some(m);
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(Message::Close(frame))) => {
+                    self.close_code = frame.map(|f| u16::from(f.code));
+                    return None;
+                }
+                None | Some(Err(_)) => return None,
                 Some(Ok(other)) => panic!("unexpected frame {other:?}"),
             }
         }
@@ -97,6 +103,20 @@ impl SignalClient {
     pub async fn send(&mut self, m: signal_request::Message) {
         let bytes = proto::SignalRequest { message: Some(m) }.encode_to_vec();
         self.ws.send(Message::Binary(bytes.into())).await.expect("send");
+    }
+
+    /// Sends a text frame (protobuf JSON).
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::Text(text.into())).await.expect("send");
+    }
+
+    /// The next text frame, as JSON (skipping nothing: any other frame fails the test).
+    pub async fn recv_text(&mut self) -> serde_json::Value {
+        let next = tokio::time::timeout(Duration::from_secs(5), self.ws.next()).await.expect("a frame within 5 s");
+        match next {
+            Some(Ok(Message::Text(t))) => serde_json::from_str(t.as_str()).expect("JSON"),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
     }
 
     /// Sends raw bytes (bad-input tests).

@@ -17,6 +17,10 @@ Usage (inside a coroutine)::
 call are found) and moves the cursor past the match, like reading a stream in order; pass
 ``since=client.mark()`` taken before an action to look at everything that followed it in
 any order.
+
+``close()`` drops the socket without a leave; the room keeps the participant for its
+departure window, and ``SignalClient.resume(http, url, token, sid)`` takes it back on a new
+socket (``reconnect=1``), as an official client does after a signal loss.
 """
 
 from __future__ import annotations
@@ -50,6 +54,11 @@ class Refused(Exception):
 def ws_url(http_url: str, token: str, extra: str = "") -> str:
     base = http_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
     return f"{base}/rtc?access_token={quote(token)}&protocol={PROTOCOL_VERSION}&sdk=python-suite{extra}"
+
+
+def resume_query(sid: str, reason: int = 1) -> str:
+    """The extra query of a resume: ``&reconnect=1&sid=<sid>&reconnect_reason=<reason>``."""
+    return f"&reconnect=1&sid={quote(sid)}&reconnect_reason={reason}"
 
 
 def kind(m: rtc.SignalResponse) -> Optional[str]:
@@ -118,6 +127,29 @@ class SignalClient:
             raise AssertionError(f"{c.label}: first frame must be a JoinResponse, got {first}")
         c.join_response = first.join
         c._pinger = asyncio.create_task(c._ping_loop(max(1, first.join.ping_interval or 5)))
+        return c
+
+    @classmethod
+    async def resume(
+        cls,
+        http: aiohttp.ClientSession,
+        url: str,
+        token: str,
+        sid: str,
+        *,
+        reason: int = 1,
+        label: str = "",
+        timeout: float = 5.0,
+    ) -> "SignalClient":
+        """Resumes session ``sid`` on a new socket, as a client whose signal connection dropped
+        does (``/rtc?…&reconnect=1&sid=<sid>&reconnect_reason=<reason>``), and waits for the
+        first frame. Only if that is a ``reconnect`` does the ping loop start; a refused resume
+        (a ``leave``, then the server closes) is returned as is. Nothing is checked here: the
+        test reads ``received`` (the cursor is left just past the first frame)."""
+        c = await cls.connect(http, url, token, extra_query=resume_query(sid, reason), label=label)
+        first = await c.wait_for(lambda m: True, since=0, timeout=timeout, what="first frame of the resume")
+        if kind(first) == "reconnect":
+            c._pinger = asyncio.create_task(c._ping_loop(5))
         return c
 
     # --- reading -------------------------------------------------------------------
@@ -279,7 +311,11 @@ class SignalClient:
         )
 
     async def close(self) -> None:
-        """Closes the socket without a leave (idempotent) and stops the tasks."""
+        """Closes the socket without a leave (idempotent) and stops the tasks.
+
+        This is a clean WebSocket close: it returns once the server answered the close frame
+        (or after 5 s), so by then the server has seen the socket go. To the room that is a
+        lost signal connection, not a departure: see ``resume``."""
         if self._pinger is not None:
             self._pinger.cancel()
         if not self.ws.closed:

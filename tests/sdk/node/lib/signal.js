@@ -14,6 +14,10 @@
 //
 // `waitFor` scans the recorded messages from `since` (default: a cursor that follows the
 // previous match), so messages that arrived before the call are found.
+//
+// `drop()` loses the socket without a leave; the room keeps the participant for its
+// departure window, and `SignalClient.resume(url, token, sid)` takes it back on a new socket
+// (`reconnect=1`), as an official client does after a signal loss.
 import {
   AddTrackRequest,
   DisconnectReason,
@@ -42,6 +46,10 @@ export function wsUrl(httpUrl, token, extra = '') {
   const base = httpUrl.replace(/^http/, 'ws');
   return `${base}/rtc?access_token=${encodeURIComponent(token)}&protocol=${PROTOCOL_VERSION}&sdk=node-suite${extra}`;
 }
+
+/** The extra query of a resume: `&reconnect=1&sid=<sid>&reconnect_reason=<reason>`. */
+export const resumeQuery = (sid, reason = 1) =>
+  `&reconnect=1&sid=${encodeURIComponent(sid)}&reconnect_reason=${reason}`;
 
 /** The ParticipantInfo entries about `identity` in an `update` message. */
 export function infosAbout(m, identity) {
@@ -145,6 +153,29 @@ export class SignalClient {
     c.ping();
     c.pinger = setInterval(() => c.ping(), interval);
     c.pinger.unref?.();
+    return c;
+  }
+
+  /**
+   * Resumes session `sid` on a new socket, as a client whose signal connection dropped does
+   * (`/rtc?...&reconnect=1&sid=<sid>&reconnect_reason=<reason>`), and waits for the first
+   * frame. Only if that is a `reconnect` does the ping loop start; a refused resume (a `leave`,
+   * then the server closes) is returned as is. Nothing is checked here: the test reads
+   * `received` (the cursor is left just past the first frame).
+   */
+  static async resume(url, token, sid, { label = 'client', reason = 1, timeoutMs = 5000 } = {}) {
+    const c = await SignalClient.connect(url, token, { label, extraQuery: resumeQuery(sid, reason) });
+    let first;
+    try {
+      first = await c.waitFor(() => true, { since: 0, timeoutMs, what: 'first frame of the resume' });
+    } catch (e) {
+      c.close();
+      throw e;
+    }
+    if (first.message.case === 'reconnect') {
+      c.pinger = setInterval(() => c.ping(), 5000);
+      c.pinger.unref?.();
+    }
     return c;
   }
 
@@ -276,6 +307,17 @@ export class SignalClient {
 
   leave() {
     return this.send({ case: 'leave', value: new LeaveRequest({ reason: DisconnectReason.CLIENT_INITIATED }) });
+  }
+
+  /**
+   * Loses the signal connection: a clean WebSocket close without a leave. Resolves to the
+   * close code once the server has answered and closed (so it has seen the socket go); to
+   * the room that is a lost connection, not a departure (see `resume`).
+   */
+  async drop(timeoutMs = 5000) {
+    if (this.pinger) clearInterval(this.pinger);
+    if (!this.isClosed) this.ws.close();
+    return this.waitClosed(timeoutMs);
   }
 
   /** Closes the socket without a leave (idempotent). */
