@@ -200,9 +200,22 @@ impl Room {
         self.participants.values().map(|p| p.snapshot.proto.clone()).collect()
     }
 
-    /// Every participant's snapshot, for replies that reuse the stored encoding.
-    pub fn participant_snapshots(&self) -> Vec<std::sync::Arc<super::ParticipantSnapshot>> {
-        self.participants.values().map(Participant::snapshot).collect()
+    /// Every participant's snapshot with the list's encoding, for ListParticipants. Kept
+    /// between calls and rebuilt only when a participant changed, came or went: a busy
+    /// dashboard polling a large room costs one `Arc` clone a call, not an `Arc` clone per
+    /// participant plus a copy of every entry.
+    pub fn participant_list(&mut self) -> std::sync::Arc<super::SnapshotList<proto::ParticipantInfo>> {
+        let current = self.participants.values().map(|p| &p.snapshot);
+        if let Some(list) = &self.participant_list
+            && list.is_current(current)
+        {
+            return std::sync::Arc::clone(list);
+        }
+        let list = std::sync::Arc::new(super::SnapshotList::new(
+            self.participants.values().map(Participant::snapshot).collect(),
+        ));
+        self.participant_list = Some(std::sync::Arc::clone(&list));
+        list
     }
 
     /// One participant's info.
@@ -567,5 +580,31 @@ mod tests {
         r.close(DisconnectReason::RoomDeleted);
         assert!(matches!(&drain(&mut a)[..], [Signal::Leave(l)] if l.reason == DisconnectReason::RoomDeleted as i32));
         assert!(a.frames.is_closed());
+    }
+
+    #[test]
+    fn the_participant_list_is_reused_until_someone_changes() {
+        let mut r = room();
+        let (_, _a) = join(&mut r, "alice");
+        let first = r.participant_list();
+        assert!(std::sync::Arc::ptr_eq(&first, &r.participant_list()), "nothing changed: the same list");
+        let decoded = proto::ListParticipantsResponse::decode(first.encoded.clone()).unwrap();
+        assert_eq!(decoded.participants, r.participant_infos());
+
+        let change = crate::rooms::ParticipantChange { metadata: "new".into(), ..Default::default() };
+        r.update_participant("alice", change).unwrap();
+        let second = r.participant_list();
+        assert!(!std::sync::Arc::ptr_eq(&first, &second));
+        assert_eq!(
+            proto::ListParticipantsResponse::decode(second.encoded.clone()).unwrap().participants[0].metadata,
+            "new"
+        );
+
+        let (bob, _b) = join(&mut r, "bob");
+        let third = r.participant_list();
+        assert_eq!(third.items.len(), 2);
+        r.leave(&bob, DisconnectReason::ClientInitiated, Instant::now());
+        let fourth = r.participant_list();
+        assert_eq!(proto::ListParticipantsResponse::decode(fourth.encoded.clone()).unwrap().participants.len(), 1);
     }
 }

@@ -21,7 +21,7 @@ pub use limits::LimitError;
 pub use participant::{ConnectionId, Inbox, JoinSpec, Outbox, SessionKey};
 pub use registry::{CreateOutcome, CreateRequest, Registry, RoomDefaults};
 pub use room::{Room, RoomSnapshot, RoomSpec};
-pub use snapshot::Snapshot;
+pub use snapshot::{Snapshot, SnapshotList};
 
 /// A participant as the API reports it, built once per change.
 pub type ParticipantSnapshot = Snapshot<crate::proto::ParticipantInfo>;

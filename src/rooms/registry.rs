@@ -19,7 +19,7 @@ use crate::{
     ids::{ParticipantSid, RoomName},
     proto,
     rooms::{
-        ParticipantSnapshot,
+        ParticipantSnapshot, SnapshotList,
         participant::{JoinSpec, Outbox, SessionKey, TokenRefresher},
     },
 };
@@ -171,8 +171,10 @@ impl Registry {
     }
 
     /// The participants of a room (an unknown room has none, as LiveKit answers).
-    pub fn list_participants(&self, room: &str) -> Vec<Arc<ParticipantSnapshot>> {
-        self.slot(room).map(|s| s.room.lock().participant_snapshots()).unwrap_or_default()
+    pub fn list_participants(&self, room: &str) -> Arc<SnapshotList<proto::ParticipantInfo>> {
+        self.slot(room)
+            .map(|s| s.room.lock().participant_list())
+            .unwrap_or_else(|| Arc::new(SnapshotList::new(Vec::new())))
     }
 
     /// One participant of a room (an unknown room has no participants).

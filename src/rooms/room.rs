@@ -70,6 +70,9 @@ pub struct Room {
     /// Identities removed with `revoke_token_ts`: tokens valid from before that time (Unix
     /// seconds) may not join again. Kept as long as the room lives; one entry per identity.
     pub(super) revoked: BTreeMap<ParticipantIdentity, i64>,
+    /// The last ListParticipants answer, reused while every participant's snapshot is the
+    /// one it holds (see [`Room::participant_list`]).
+    pub(super) participant_list: Option<Arc<super::SnapshotList<proto::ParticipantInfo>>>,
     /// The current API view; rebuilt by every method that changes what it shows.
     pub(super) snapshot: Arc<RoomSnapshot>,
     /// Mints refresh tokens for participants whose claims change.
@@ -97,6 +100,7 @@ impl Room {
             revoked: BTreeMap::new(),
             pending: Vec::new(),
             departures: super::resume::DepartureLog::new(),
+            participant_list: None,
             announced_counts: (0, 0),
             snapshot: RoomSnapshot::new(proto::Room::default()),
             refresher,

@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::error::TwirpError;
-use crate::rooms::Snapshot;
+use crate::rooms::{Snapshot, SnapshotList};
 
 /// Wire encoding of one call; the response uses the request's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,26 +95,17 @@ impl<M: Serialize> Reply for OneReply<M> {
 }
 
 /// A list response (`ListRoomsResponse`, `ListParticipantsResponse`: field 1, repeated,
-/// JSON key `key`) assembled from snapshots, each entry its pre-encoded bytes.
+/// JSON key `key`) answered from a [`SnapshotList`]: protobuf replies are its stored bytes.
 pub struct ListReply<M> {
     /// JSON name of the repeated field.
     pub key: &'static str,
-    /// The entries.
-    pub items: Vec<Arc<Snapshot<M>>>,
+    /// The entries and their encoding.
+    pub list: Arc<SnapshotList<M>>,
 }
 
 impl<M: Serialize> Reply for ListReply<M> {
     fn to_protobuf(&self) -> Bytes {
-        use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
-        let len: usize =
-            self.items.iter().map(|r| key_len(1) + encoded_len_varint(r.encoded.len() as u64) + r.encoded.len()).sum();
-        let mut buf = bytes::BytesMut::with_capacity(len);
-        for item in &self.items {
-            encode_key(1, WireType::LengthDelimited, &mut buf);
-            encode_varint(item.encoded.len() as u64, &mut buf);
-            buf.extend_from_slice(&item.encoded);
-        }
-        buf.freeze()
+        self.list.encoded.clone()
     }
     fn to_json(&self) -> serde_json::Result<Vec<u8>> {
         // `{"<key>": [...]}`, each entry serialized in place (field order kept, no detour
@@ -129,7 +120,7 @@ impl<M: Serialize> Reply for ListReply<M> {
                 map.end()
             }
         }
-        serde_json::to_vec(&Body(self.key, &self.items))
+        serde_json::to_vec(&Body(self.key, &self.list.items))
     }
 }
 
@@ -182,16 +173,16 @@ mod tests {
             .map(|n| Snapshot::new(proto::Room { name: (*n).into(), metadata: "m".repeat(200), ..Default::default() }))
             .collect();
         let plain = proto::ListRoomsResponse { rooms: rooms.iter().map(|r| r.proto.clone()).collect() };
-        let reply = ListReply { key: "rooms", items: rooms.clone() };
+        let reply = ListReply { key: "rooms", list: Arc::new(SnapshotList::new(rooms.clone())) };
         assert_eq!(reply.to_protobuf(), plain.to_protobuf());
         assert_eq!(reply.to_json().unwrap(), plain.to_json().unwrap());
         assert_eq!(
-            ListReply::<proto::Room> { key: "rooms", items: Vec::new() }.to_protobuf(),
+            ListReply::<proto::Room> { key: "rooms", list: Arc::new(SnapshotList::new(Vec::new())) }.to_protobuf(),
             proto::ListRoomsResponse::default().to_protobuf()
         );
         let people = vec![Snapshot::new(proto::ParticipantInfo { identity: "p".into(), ..Default::default() })];
         let plain = proto::ListParticipantsResponse { participants: vec![people[0].proto.clone()] };
-        let reply = ListReply { key: "participants", items: people };
+        let reply = ListReply { key: "participants", list: Arc::new(SnapshotList::new(people)) };
         assert_eq!(reply.to_protobuf(), plain.to_protobuf());
         assert_eq!(reply.to_json().unwrap(), plain.to_json().unwrap());
         let one = OneReply(Arc::clone(&rooms[0]));

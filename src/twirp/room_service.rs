@@ -8,6 +8,8 @@
 //! 503 `no response from servers`; and SendData answers `unimplemented` until data channels
 //! exist, rather than a 200 that would deliver nothing.
 
+use std::sync::Arc;
+
 use axum::response::Response;
 
 use super::{
@@ -20,7 +22,7 @@ use crate::{
     auth::{Claims, grants},
     ids::RoomName,
     proto,
-    rooms::{CreateRequest, ParticipantChange, RoomError},
+    rooms::{CreateRequest, ParticipantChange, RoomError, SnapshotList},
 };
 
 /// Method names served, as they appear in the URL (each has a [`route`]; tests hold the two
@@ -133,7 +135,7 @@ impl Call<'_> {
 
     fn list_rooms(&self, r: proto::ListRoomsRequest) -> R<ListReply<proto::Room>> {
         grants::ensure_list(self.claims)?;
-        Ok(ListReply { key: "rooms", items: self.app.registry.list_rooms(&r.names) })
+        Ok(ListReply { key: "rooms", list: Arc::new(SnapshotList::new(self.app.registry.list_rooms(&r.names))) })
     }
 
     fn delete_room(&self, r: proto::DeleteRoomRequest) -> R<proto::DeleteRoomResponse> {
@@ -146,7 +148,7 @@ impl Call<'_> {
     fn list_participants(&self, r: proto::ListParticipantsRequest) -> R<ListReply<proto::ParticipantInfo>> {
         record_room(&r.room);
         grants::ensure_admin(self.claims, &r.room)?;
-        Ok(ListReply { key: "participants", items: self.app.registry.list_participants(&r.room) })
+        Ok(ListReply { key: "participants", list: self.app.registry.list_participants(&r.room) })
     }
 
     fn get_participant(&self, r: proto::RoomParticipantIdentity) -> R<OneReply<proto::ParticipantInfo>> {
