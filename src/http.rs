@@ -141,6 +141,9 @@ async fn front(State(gate): State<Gate>, req: Request, next: Next) -> Response {
     let mut resp = guarded.await.unwrap_or_else(panicked);
     if let Some(origin) = origin {
         allow_origin(&mut resp, origin);
+    } else {
+        // The answer would differ for a browser: shared caches must not reuse it for one.
+        resp.headers_mut().append(header::VARY, CORS_VARY);
     }
     // 4xx/5xx answers are mostly client mistakes (or "not served yet"): debug, like the rest.
     span.in_scope(|| tracing::debug!(status = resp.status().as_u16(), "answered"));

@@ -280,6 +280,11 @@ async fn add_track_refusals_echo_the_request_as_livekit() {
     let r = answer(&mut c, ghost).await;
     assert_eq!(r.reason, Reason::NotFound as i32);
 
+    // Names and stream ids are bounded: every participant receives them with each update.
+    let long = proto::AddTrackRequest { cid: "long".into(), name: "n".repeat(1025), ..Default::default() };
+    let r = answer(&mut c, long).await;
+    assert_eq!(r.reason, Reason::LimitExceeded as i32, "{r:?}");
+
     // The cap: 20 tracks in all.
     for i in 1..20 {
         publish(&mut c, &format!("t{i}"), TrackType::Video, TrackSource::Camera).await;

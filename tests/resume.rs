@@ -119,6 +119,16 @@ async fn a_resume_takes_over_a_socket_not_yet_noticed_as_lost() {
     let (mut old, j) = SignalClient::join(s.addr, &join_token("r", "a")).await;
     let sid = j.participant.unwrap().sid;
     obs.settle(200).await;
+    // A resume naming another session of this identity (an older one, replaced since) is
+    // sent back to rejoin and takes nothing over.
+    let mut stale = resume(&s, "a", "PA_replacedlong").await;
+    assert!(matches!(stale.recv().await, Some(Signal::Leave(l)) if l.reason == DisconnectReason::StateMismatch as i32));
+    old.send(Req::PingReq(proto::Ping { timestamp: 3, rtt: 0 })).await;
+    old.recv_until(
+        "the current socket still serves",
+        |m| matches!(m, Signal::PongResp(p) if p.last_ping_timestamp == 3),
+    )
+    .await;
     let mut new = resume(&s, "a", &sid).await;
     assert!(matches!(new.recv().await, Some(Signal::Reconnect(_))));
     // The old socket is closed without a leave; nobody sees a leave; the participant stays.

@@ -196,11 +196,25 @@ async fn room_metadata_and_deletion_reach_every_session() {
 #[tokio::test]
 async fn a_second_session_with_the_same_identity_replaces_the_first() {
     let s = TestServer::spawn("").await;
+    let (mut obs, _) = SignalClient::join(s.addr, &join_token("r", "observer")).await;
     let (mut first, j1) = SignalClient::join(s.addr, &join_token("r", "alice")).await;
+    let old_sid = j1.participant.unwrap().sid;
     let (_second, j2) = SignalClient::join(s.addr, &join_token("r", "alice")).await;
-    assert_ne!(j1.participant.unwrap().sid, j2.participant.clone().unwrap().sid);
+    let new_sid = j2.participant.clone().unwrap().sid;
+    assert_ne!(old_sid, new_sid);
     first.recv_until("duplicate", is_leave(DisconnectReason::DuplicateIdentity)).await;
     assert!(first.recv().await.is_none());
+    // Others see the old session go (as LiveKit broadcasts it) and the new one arrive.
+    let m = obs
+        .recv_until("old session gone", |m| {
+            update_about(m, "alice").is_some_and(|p| p.sid == old_sid && p.state == State::Disconnected as i32)
+        })
+        .await;
+    assert_eq!(update_about(&m, "alice").unwrap().disconnect_reason, DisconnectReason::DuplicateIdentity as i32);
+    let seen_new = |m: &Signal| matches!(m, Signal::Update(u) if u.participants.iter().any(|p| p.sid == new_sid));
+    if !obs.seen.iter().any(seen_new) {
+        obs.recv_until("new session", seen_new).await;
+    }
     let got: proto::ParticipantInfo = s
         .proto(
             "GetParticipant",
@@ -390,5 +404,47 @@ async fn replies_follow_the_encoding_of_the_latest_request() {
     c.send(Req::PingReq(proto::Ping { timestamp: 5, rtt: 0 })).await;
     let m = c.recv().await.unwrap();
     assert!(matches!(m, Signal::PongResp(p) if p.last_ping_timestamp == 5), "{m:?}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn nothing_follows_a_leave_even_while_the_client_keeps_pinging() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use prost::Message as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let s = TestServer::spawn("").await;
+    for round in 0..20 {
+        let url = format!("ws://{}/rtc?access_token={}&protocol=16", s.addr, join_token("r", "pinger"));
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let (mut tx, mut rx) = ws.split();
+        // Pings as fast as the socket takes them, so one is in flight when the leave goes out.
+        let pinger = tokio::spawn(async move {
+            let ping = proto::SignalRequest { message: Some(Req::PingReq(proto::Ping { timestamp: 1, rtt: 0 })) };
+            while tx.send(Message::Binary(ping.encode_to_vec().into())).await.is_ok() {
+                tokio::task::yield_now().await;
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let who = proto::RoomParticipantIdentity { room: "r".into(), identity: "pinger".into(), ..Default::default() };
+        let _: proto::RemoveParticipantResponse = s.proto("RemoveParticipant", &admin("r"), &who).await.unwrap();
+        let mut frames = Vec::new();
+        let started = std::time::Instant::now();
+        let ended = loop {
+            match tokio::time::timeout(std::time::Duration::from_secs(5), rx.next()).await {
+                Ok(Some(Ok(Message::Binary(b)))) => {
+                    frames.push(proto::SignalResponse::decode(b).unwrap().message.unwrap())
+                }
+                other => break format!("{other:?} after {:?}", started.elapsed()),
+            }
+        };
+        pinger.abort();
+        let last = frames.last().unwrap();
+        let tail: Vec<String> = frames.iter().rev().map(|m| format!("{m:?}").chars().take(12).collect()).collect();
+        assert!(
+            matches!(last, Signal::Leave(l) if l.reason == DisconnectReason::ParticipantRemoved as i32),
+            "round {round}: {} frames, ended by {ended}, newest first {tail:?}",
+            frames.len()
+        );
+    }
     s.stop().await;
 }

@@ -25,6 +25,15 @@ use crate::{
 /// here every track is published at once, so the cap applies to published tracks, keeping
 /// what one client can make the room store and broadcast bounded.
 pub const MAX_TRACKS: usize = 20;
+/// Longest track name or stream id: every participant receives the track with each update,
+/// so one client must not make them large. (LiveKit bounds them only by the frame size.)
+pub const MAX_TRACK_TEXT: usize = 1024;
+
+/// Values in first-seen order without repeats, at most 16 (there are fewer known features).
+fn dedupe(values: Vec<i32>) -> Vec<i32> {
+    let mut seen = std::collections::BTreeSet::new();
+    values.into_iter().filter(|v| seen.insert(*v)).take(16).collect()
+}
 
 /// What UpdateParticipant asks for. Empty name/metadata and an empty attribute map mean
 /// "unchanged"; an empty attribute value deletes that key; a permission replaces the whole one.
@@ -115,7 +124,7 @@ impl Room {
             } else {
                 encode_signal(Signal::Mute(proto::MuteTrackRequest { sid: track.sid.clone(), muted: true }))
             };
-            let _ = p.outbox.push(frame);
+            p.outbox.push_or_kick(frame);
         }
         p.is_publisher = p.spec.permission.can_publish && p.is_publisher;
         self.refresh();
@@ -135,8 +144,8 @@ impl Room {
             return Err(RoomError::RemoteUnmuteDisabled);
         }
         let p = self.participants.get_mut(identity).ok_or(RoomError::ParticipantNotFound)?;
-        let _ =
-            p.outbox.push(encode_signal(Signal::Mute(proto::MuteTrackRequest { sid: track_sid.to_string(), muted })));
+        p.outbox
+            .push_or_kick(encode_signal(Signal::Mute(proto::MuteTrackRequest { sid: track_sid.to_string(), muted })));
         let Some(track) = p.tracks.iter_mut().find(|t| t.sid == track_sid) else { return Ok(None) };
         let changed = track.muted != muted;
         track.muted = muted;
@@ -153,7 +162,8 @@ impl Room {
     /// Refusals answer with a RequestResponse carrying the request, as LiveKit's: a source the
     /// permission does not allow (NOT_ALLOWED), a type other than audio or video
     /// (UNSUPPORTED_TYPE), a codec added to a track that does not exist (NOT_FOUND), more than
-    /// [`MAX_TRACKS`] tracks (LIMIT_EXCEEDED). A second request with the cid of a published
+    /// [`MAX_TRACKS`] tracks or a name or stream id longer than [`MAX_TRACK_TEXT`] bytes
+    /// (LIMIT_EXCEEDED). A second request with the cid of a published
     /// track is QUEUED, as LiveKit queues it until that track's media is sorted out; with no
     /// media plane nothing would ever take it off the queue, so nothing is kept.
     pub fn add_track(&mut self, key: &SessionKey, req: proto::AddTrackRequest) {
@@ -166,11 +176,11 @@ impl Room {
             request_response(0, reason, &message, Some(RequestKind::AddTrack(req)))
         };
         if !source_allowed(&p.spec.permission, req.source) {
-            let _ = p.outbox.push(refuse(Reason::NotAllowed, String::new(), req));
+            p.outbox.push_or_kick(refuse(Reason::NotAllowed, String::new(), req));
             return;
         }
         if req.r#type != TrackType::Audio as i32 && req.r#type != TrackType::Video as i32 {
-            let _ = p.outbox.push(refuse(Reason::UnsupportedType, String::new(), req));
+            p.outbox.push_or_kick(refuse(Reason::UnsupportedType, String::new(), req));
             return;
         }
         if !req.sid.is_empty() {
@@ -182,18 +192,23 @@ impl Room {
                 })),
                 None => refuse(Reason::NotFound, String::new(), req),
             };
-            let _ = p.outbox.push(frame);
+            p.outbox.push_or_kick(frame);
             return;
         }
         let tracks = &p.tracks;
         p.track_cids.retain(|sid, _| tracks.iter().any(|t| &t.sid == sid));
         if p.track_cids.values().any(|cid| cid == &req.cid) {
-            let _ = p.outbox.push(refuse(Reason::Queued, String::new(), req));
+            p.outbox.push_or_kick(refuse(Reason::Queued, String::new(), req));
+            return;
+        }
+        if req.name.len() > MAX_TRACK_TEXT || req.stream.len() > MAX_TRACK_TEXT {
+            let message = format!("track name or stream longer than {MAX_TRACK_TEXT} bytes");
+            p.outbox.push_or_kick(refuse(Reason::LimitExceeded, message, req));
             return;
         }
         if p.tracks.len() >= MAX_TRACKS {
             let message = format!("too many tracks, rejecting new track, numTracks: {}", p.tracks.len());
-            let _ = p.outbox.push(refuse(Reason::LimitExceeded, message, req));
+            p.outbox.push_or_kick(refuse(Reason::LimitExceeded, message, req));
             return;
         }
         let track = proto::TrackInfo {
@@ -208,12 +223,13 @@ impl Room {
             encryption: req.encryption,
             stream: req.stream,
             backup_codec_policy: req.backup_codec_policy,
-            audio_features: req.audio_features,
+            // Deduplicated, as LiveKit does, and capped.
+            audio_features: dedupe(req.audio_features),
             ..Default::default()
         };
         p.track_cids.insert(track.sid.clone(), req.cid.clone());
         let published = proto::TrackPublishedResponse { cid: req.cid, track: Some(track.clone()) };
-        let _ = p.outbox.push(encode_signal(Signal::TrackPublished(published)));
+        p.outbox.push_or_kick(encode_signal(Signal::TrackPublished(published)));
         p.tracks.push(track);
         p.is_publisher = true;
         self.refresh();
@@ -229,7 +245,7 @@ impl Room {
         let Some(p) = self.participants.get_mut(identity) else { return };
         let Some(track) = p.tracks.iter_mut().find(|t| t.sid == track_sid) else {
             let echo = RequestKind::Mute(proto::MuteTrackRequest { sid: track_sid.to_string(), muted });
-            let _ = p.outbox.push(request_response(0, Reason::NotFound, "", Some(echo)));
+            p.outbox.push_or_kick(request_response(0, Reason::NotFound, "", Some(echo)));
             return;
         };
         if track.muted != muted {
@@ -262,8 +278,12 @@ impl Room {
         };
         let request_id = req.request_id;
         if let Some((reason, message)) = refusal {
-            let _ =
-                p.outbox.push(request_response(request_id, reason, &message, Some(RequestKind::UpdateMetadata(req))));
+            p.outbox.push_or_kick(request_response(
+                request_id,
+                reason,
+                &message,
+                Some(RequestKind::UpdateMetadata(req)),
+            ));
             return;
         }
         let protocol = p.spec.protocol;
@@ -275,7 +295,7 @@ impl Room {
         if protocol >= 15
             && let Some(p) = self.participants.get(identity.as_str())
         {
-            let _ = p.outbox.push(request_response(request_id, Reason::Ok, "", Some(echo)));
+            p.outbox.push_or_kick(request_response(request_id, Reason::Ok, "", Some(echo)));
         }
     }
 
@@ -307,7 +327,7 @@ impl Room {
         let Some(p) = self.participants.get(identity) else { return };
         let (info, grant) = (p.snapshot.proto.clone(), &p.spec.grant);
         if let Some(token) = self.refresher.refresh(self.name.as_str(), &info, grant, p.spec.token_expires_at) {
-            let _ = p.outbox.push(encode_signal(Signal::RefreshToken(token)));
+            p.outbox.push_or_kick(encode_signal(Signal::RefreshToken(token)));
         }
     }
 }

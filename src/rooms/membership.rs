@@ -43,6 +43,18 @@ pub(super) fn encode_signal(message: Signal) -> Bytes {
     Bytes::from(proto::SignalResponse { message: Some(message) }.encode_to_vec())
 }
 
+/// A leave asking the client for a full reconnect (a fresh join): clients of protocol 13 and
+/// later read `action`, older ones `can_reconnect`; LiveKit sets one or the other.
+pub fn reconnect_leave(protocol: i32, reason: DisconnectReason) -> Bytes {
+    let modern = protocol >= 13;
+    encode_signal(Signal::Leave(proto::LeaveRequest {
+        can_reconnect: !modern,
+        reason: reason as i32,
+        action: if modern { proto::leave_request::Action::Reconnect as i32 } else { 0 },
+        regions: None,
+    }))
+}
+
 /// The frame that ends a session: a leave with `reason` and action DISCONNECT.
 pub fn leave_frame(reason: DisconnectReason) -> Bytes {
     encode_signal(Signal::Leave(proto::LeaveRequest {
@@ -102,10 +114,11 @@ impl Room {
         // Closed room, revoked token, capacity (counting a session this one replaces as gone):
         // the same verdict `/rtc/validate` gives, checked before anything changes.
         self.check_join(&spec)?;
-        if let Some(mut old) = self.participants.remove(&spec.identity) {
-            old.outbox.push_or_kick(leave_frame(DisconnectReason::DuplicateIdentity));
-            old.state = State::Disconnected;
-            tracing::info!(room = %self.name, participant = %old.spec.identity, "replaced by a new session");
+        if self.participants.contains_key(&spec.identity) {
+            // The old session is told why and leaves like any other (others see it go, as
+            // LiveKit broadcasts it), before the new one arrives.
+            let reason = DisconnectReason::DuplicateIdentity;
+            self.drop_participant(spec.identity.as_str(), reason, Some(leave_frame(reason)), Instant::now());
         }
         let mut p = Participant::new(spec, outbox, now_ms);
         let others: Vec<_> =

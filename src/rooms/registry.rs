@@ -243,16 +243,17 @@ impl Registry {
         }
     }
 
-    /// Resumes participant `identity` of `room` on a new socket fed by `outbox` (see
-    /// [`Room::resume`]). Returns its sid.
+    /// Resumes participant `identity` of `room` (session `sid`, when the client names it) on a
+    /// new socket fed by `outbox` (see [`Room::resume`]). Returns its sid.
     pub fn resume(
         &self,
         room: &RoomName,
         identity: &crate::ids::ParticipantIdentity,
+        sid: Option<&str>,
         outbox: Outbox,
     ) -> Result<ParticipantSid, RoomError> {
         let slot = self.slot(room.as_str()).ok_or(RoomError::RoomNotFound)?;
-        slot.room.lock().resume(identity, outbox, Instant::now(), env!("CARGO_PKG_VERSION"))
+        slot.room.lock().resume(identity, sid, outbox, Instant::now(), env!("CARGO_PKG_VERSION"))
     }
 
     /// UpdateParticipant on a connected participant.

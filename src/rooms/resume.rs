@@ -4,16 +4,19 @@
 //! media connection may still be up, and the client first tries to *resume* on a new socket
 //! (`/rtc?reconnect=1`), keeping its sid, tracks and subscriptions. Usher has no media plane
 //! yet and treats a joined participant as connected, so a lost socket **detaches** the
-//! participant: it stays listed and counted for the room's `departure_timeout`, frames for it
-//! are dropped, and a resume within that window takes it back with the whole current state.
-//! When the window runs out it is removed with `CONNECTION_TIMEOUT`, the reason LiveKit gives
-//! a participant whose connection never came back. (With a media plane, the window will end
-//! early when the peer connection fails.)
+//! participant: it stays listed and counted for the departure window, frames for it are
+//! dropped, and a resume within that window takes it back with the whole current state. The
+//! window is the room's `departure_timeout`, at most [`MAX_RESUME_WINDOW`] (about how long
+//! LiveKit takes to notice a failed peer connection), so a room configured to linger for an
+//! hour does not keep a crashed tab listed for an hour. When the window runs out the
+//! participant is removed with `CONNECTION_TIMEOUT`, the reason LiveKit gives a participant
+//! whose connection never came back. (With a media plane, the window will end early when the
+//! peer connection fails.)
 //!
 //! To tell a resumed client who left while it was away (LiveKit does so for protocol ≥ 9),
-//! the room keeps a short log of departures, no older than the window.
+//! the room keeps a short log of departures, bounded in age and in length.
 
-use std::collections::VecDeque;
+use std::{collections::VecDeque, time::Duration};
 
 use bytes::Bytes;
 use tokio::time::Instant;
@@ -31,6 +34,17 @@ use crate::{
 
 /// The first protocol version that is told, on resume, who left while it was away.
 const PROTOCOL_DISCONNECTED_UPDATES: i32 = 9;
+/// The longest a participant waits for a resume, whatever the room's `departure_timeout`.
+pub const MAX_RESUME_WINDOW: Duration = Duration::from_secs(20);
+/// Departures the log keeps at most; older ones are forgotten first. A resumed client that
+/// missed more than this many gets the full list of who is there, without the leavers.
+const MAX_DEPARTURES: usize = 4096;
+
+/// How far before a socket was noticed lost the client may have stopped hearing us: a socket
+/// can die silently, and silence is only noticed after the ping timeout.
+fn unnoticed() -> Duration {
+    Duration::from_secs(PING_TIMEOUT_SECS.unsigned_abs().into())
+}
 
 /// A participant that left, as a resumed client is told of it.
 #[derive(Debug, Clone)]
@@ -52,7 +66,7 @@ impl Room {
             return false;
         }
         let identity = &key.identity;
-        if self.spec.departure_timeout.is_zero() {
+        if self.resume_window().is_zero() {
             self.drop_participant(identity.as_str(), DisconnectReason::SignalClose, None, now);
             return true;
         }
@@ -60,7 +74,7 @@ impl Room {
             && p.detached_since.is_none()
         {
             p.detached_since = Some(now);
-            tracing::info!(room = %self.name, participant = %identity, window = ?self.spec.departure_timeout,
+            tracing::info!(room = %self.name, participant = %identity, window = ?self.resume_window(),
                 "signal connection lost; keeping the participant for a resume");
         }
         true
@@ -79,7 +93,7 @@ impl Room {
     /// Removes detached participants whose window ran out by `now`; forgets departures no
     /// resume can ask about any more.
     pub fn expire_detached(&mut self, now: Instant) {
-        let window = self.spec.departure_timeout;
+        let window = self.resume_window();
         let expired: Vec<_> = self
             .participants
             .values()
@@ -101,6 +115,7 @@ impl Room {
     pub fn resume(
         &mut self,
         identity: &ParticipantIdentity,
+        sid: Option<&str>,
         outbox: Outbox,
         now: Instant,
         server_version: &str,
@@ -109,11 +124,15 @@ impl Room {
             return Err(RoomError::RoomNotFound);
         }
         let p = self.participants.get_mut(identity).ok_or(RoomError::ParticipantNotFound)?;
-        // A socket we had not yet noticed was gone may have missed the last ping timeout's
-        // worth of frames.
-        let missed_since = p.detached_since.take().unwrap_or_else(|| {
-            now.checked_sub(std::time::Duration::from_secs(PING_TIMEOUT_SECS.unsigned_abs().into())).unwrap_or(now)
-        });
+        if sid.is_some_and(|sid| sid != p.sid.as_str()) {
+            // A resume of an older session of this identity (replaced since by a fresh join)
+            // must not take over the newer one: that client rejoins from scratch instead.
+            return Err(RoomError::ParticipantNotFound);
+        }
+        // The client may have stopped hearing us up to a ping timeout before the loss was
+        // noticed (or before now, if it was not noticed at all).
+        let lost = p.detached_since.take().unwrap_or(now);
+        let missed_since = lost.checked_sub(unnoticed()).unwrap_or(lost);
         // Replacing the queue drops the old sender: the old session writes what it has and ends
         // without a leave.
         p.outbox = outbox;
@@ -129,8 +148,13 @@ impl Room {
                 self.departures.iter().filter(|d| d.at >= missed_since).map(|d| d.info.clone()).collect();
             frames.push(encode_signal(Signal::Update(proto::ParticipantUpdate { participants: gone })));
         }
-        let everyone: Vec<_> =
-            self.participants.values().filter(|o| !o.hidden()).map(|o| o.snapshot.proto.clone()).collect();
+        // Everyone visible, and the participant itself even when hidden.
+        let everyone: Vec<_> = self
+            .participants
+            .values()
+            .filter(|o| !o.hidden() || &o.spec.identity == identity)
+            .map(|o| o.snapshot.proto.clone())
+            .collect();
         frames.extend(update_frames(everyone));
         frames.push(encode_signal(Signal::RoomUpdate(proto::RoomUpdate { room: Some(self.snapshot.proto.clone()) })));
         if let Some(p) = self.participants.get(identity) {
@@ -152,7 +176,6 @@ impl Room {
         version: u32,
         now: Instant,
     ) {
-        self.prune_departures(now);
         self.departures.push_back(Departure {
             at: now,
             info: proto::ParticipantInfo {
@@ -163,14 +186,21 @@ impl Room {
                 ..Default::default()
             },
         });
+        self.prune_departures(now);
     }
 
     fn prune_departures(&mut self, now: Instant) {
-        let window =
-            self.spec.departure_timeout.max(std::time::Duration::from_secs(PING_TIMEOUT_SECS.unsigned_abs().into()));
-        while self.departures.front().is_some_and(|d| now.saturating_duration_since(d.at) > window) {
+        let keep = self.resume_window() + unnoticed();
+        while self.departures.front().is_some_and(|d| now.saturating_duration_since(d.at) > keep)
+            || self.departures.len() > MAX_DEPARTURES
+        {
             self.departures.pop_front();
         }
+    }
+
+    /// How long a participant whose socket was lost waits for a resume.
+    pub fn resume_window(&self) -> Duration {
+        self.spec.departure_timeout.min(MAX_RESUME_WINDOW)
     }
 }
 
@@ -246,6 +276,28 @@ mod tests {
     }
 
     #[test]
+    fn the_window_is_the_departure_timeout_up_to_twenty_seconds() {
+        assert_eq!(room(5).resume_window(), Duration::from_secs(5));
+        assert_eq!(room(3600).resume_window(), MAX_RESUME_WINDOW);
+    }
+
+    #[test]
+    fn a_resume_hears_of_departures_from_before_the_loss_was_noticed() {
+        let mut r = room(20);
+        let t0 = Instant::now();
+        let (alice, _a) = join(&mut r, "alice");
+        let (bob, _b) = join(&mut r, "bob");
+        // Bob leaves while alice's socket is already dead but not yet noticed (silence).
+        r.leave(&bob, DisconnectReason::ClientInitiated, t0);
+        assert!(r.detach(&alice, t0 + Duration::from_secs(14)));
+        let (outbox, mut new) = Outbox::channel();
+        r.resume(&alice.identity, None, outbox, t0 + Duration::from_secs(16), "v").unwrap();
+        let seen = drain(&mut new);
+        let Signal::Update(gone) = &seen[1] else { panic!("{seen:?}") };
+        assert_eq!(gone.participants.iter().map(|p| p.identity.as_str()).collect::<Vec<_>>(), ["bob"]);
+    }
+
+    #[test]
     fn a_zero_window_removes_at_once() {
         let mut r = room(0);
         let (sid, _inbox) = join(&mut r, "alice");
@@ -265,8 +317,12 @@ mod tests {
         assert!(r.leave(&bob_sid, DisconnectReason::ClientInitiated, t0));
         drop(carol);
 
+        // A resume naming another session of this identity is refused.
+        let (outbox, _) = Outbox::channel();
+        let alice = ParticipantIdentity::new("alice");
+        assert_eq!(r.resume(&alice, Some("PA_older"), outbox, t0, "v"), Err(RoomError::ParticipantNotFound));
         let (outbox, mut new) = Outbox::channel();
-        let resumed = r.resume(&ParticipantIdentity::new("alice"), outbox, t0, "v").unwrap();
+        let resumed = r.resume(&ParticipantIdentity::new("alice"), Some(sid.sid.as_str()), outbox, t0, "v").unwrap();
         assert_eq!(resumed, sid.sid, "the sid survives a resume");
         let seen = drain(&mut new);
         assert!(
@@ -295,12 +351,15 @@ mod tests {
         let mut r = room(20);
         let (outbox, _) = Outbox::channel();
         assert_eq!(
-            r.resume(&ParticipantIdentity::new("x"), outbox, Instant::now(), "v"),
+            r.resume(&ParticipantIdentity::new("x"), None, outbox, Instant::now(), "v"),
             Err(RoomError::ParticipantNotFound)
         );
         r.close(DisconnectReason::RoomDeleted);
         let (outbox, _) = Outbox::channel();
-        assert_eq!(r.resume(&ParticipantIdentity::new("x"), outbox, Instant::now(), "v"), Err(RoomError::RoomNotFound));
+        assert_eq!(
+            r.resume(&ParticipantIdentity::new("x"), None, outbox, Instant::now(), "v"),
+            Err(RoomError::RoomNotFound)
+        );
     }
 
     #[test]
@@ -312,7 +371,10 @@ mod tests {
             r.leave(&sid, DisconnectReason::ClientInitiated, t0);
         }
         assert_eq!(r.departures.len(), 100);
-        r.expire_detached(t0 + Duration::from_secs(21));
+        // Kept for the window and the ping timeout a silent socket takes to be noticed.
+        r.expire_detached(t0 + Duration::from_secs(35));
+        assert_eq!(r.departures.len(), 100);
+        r.expire_detached(t0 + Duration::from_secs(36));
         assert!(r.departures.is_empty());
     }
 }

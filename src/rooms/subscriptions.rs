@@ -7,13 +7,16 @@
 //! AddTrackRequest on, so there is nothing to wait for.
 
 use super::{RoomError, membership::encode_signal, participant::SessionKey, room::Room};
-use crate::proto::{
-    self, DisconnectReason, SubscriptionError, leave_request::Action, signal_response::Message as Signal,
-};
+use crate::proto::{self, DisconnectReason, SubscriptionError, signal_response::Message as Signal};
+
+/// Unknown tracks answered per request, at most: a client naming thousands of made-up sids
+/// gets the first ones answered, not a flood built under the room's lock.
+const MAX_NOT_FOUND_ANSWERS: usize = 64;
 
 impl Room {
     /// Records that participant `identity` wants (`subscribe`) or no longer wants the tracks
-    /// `track_sids`. Unknown tracks are answered with `SE_TRACK_NOTFOUND` on its socket.
+    /// `track_sids`. Unknown tracks are answered with `SE_TRACK_NOTFOUND` on its socket (each
+    /// once, and at most [`MAX_NOT_FOUND_ANSWERS`] per request).
     /// Subscriptions to tracks that ended are forgotten, so the record stays bounded by the
     /// room's tracks.
     pub fn update_subscriptions<'a>(
@@ -24,13 +27,13 @@ impl Room {
     ) -> Result<(), RoomError> {
         let existing: std::collections::BTreeSet<&str> =
             self.participants.values().flat_map(|p| p.tracks.iter().map(|t| t.sid.as_str())).collect();
-        let mut unknown = Vec::new();
+        let mut unknown = std::collections::BTreeSet::new();
         let mut wanted = Vec::new();
         for sid in track_sids {
             if existing.contains(sid.as_str()) {
                 wanted.push(sid.clone());
-            } else {
-                unknown.push(sid.clone());
+            } else if unknown.len() < MAX_NOT_FOUND_ANSWERS {
+                unknown.insert(sid.clone());
             }
         }
         let live: std::collections::BTreeSet<String> = existing.into_iter().map(str::to_string).collect();
@@ -41,7 +44,7 @@ impl Room {
         }
         if subscribe {
             for track_sid in unknown {
-                let _ = p.outbox.push(encode_signal(Signal::SubscriptionResponse(proto::SubscriptionResponse {
+                p.outbox.push_or_kick(encode_signal(Signal::SubscriptionResponse(proto::SubscriptionResponse {
                     track_sid,
                     err: SubscriptionError::SeTrackNotfound as i32,
                 })));
@@ -74,12 +77,7 @@ impl Room {
         let mismatch = state.publish_tracks.iter().any(|pt| pt.track.as_ref().is_none_or(|t| !known(&t.sid)));
         if mismatch {
             tracing::info!(room = %self.name, participant = %identity, "resumed client reports unknown tracks; asking for a full reconnect");
-            let leave = encode_signal(Signal::Leave(proto::LeaveRequest {
-                can_reconnect: true,
-                reason: DisconnectReason::StateMismatch as i32,
-                action: Action::Reconnect as i32,
-                regions: None,
-            }));
+            let leave = super::membership::reconnect_leave(p.spec.protocol, DisconnectReason::StateMismatch);
             self.drop_participant(
                 identity.as_str(),
                 DisconnectReason::StateMismatch,
@@ -109,6 +107,7 @@ mod tests {
     use super::*;
     use crate::{
         ids::{ParticipantIdentity, RoomName},
+        proto::leave_request::Action,
         rooms::{
             JoinSpec, Outbox,
             participant::{Inbox, NoRefresh},
@@ -205,5 +204,18 @@ mod tests {
             "{seen:?}"
         );
         assert!(r.participant_info("alice").is_err());
+    }
+
+    #[test]
+    fn made_up_sids_get_a_bounded_answer() {
+        let mut r = room();
+        let (_, _a) = join(&mut r, "alice");
+        let (_, mut b) = join(&mut r, "bob");
+        drain(&mut b);
+        let sids: Vec<String> = (0..10_000).map(|i| format!("TR_x{}", i % 5_000)).collect();
+        r.update_subscriptions("bob", &sids, true).unwrap();
+        let seen = drain(&mut b);
+        assert_eq!(seen.len(), MAX_NOT_FOUND_ANSWERS, "each once, and no more than the cap");
+        assert!(r.participant_info("bob").is_ok(), "answering did not overflow the queue");
     }
 }

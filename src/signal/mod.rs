@@ -72,6 +72,8 @@ pub struct JoinPlan {
     pub create: bool,
     /// `reconnect=1`: a resume of an earlier session.
     pub resume: bool,
+    /// `sid`: the session a resume is for, when the client names it.
+    pub resume_sid: Option<String>,
 }
 
 /// Checks a join request: token grants, identity, room name, limits. Pure.
@@ -114,6 +116,7 @@ pub fn plan(app: &AppState, claims: Option<&Claims>, query: &HashMap<String, Str
         },
         create: app.config.room.auto_create || video.room_create,
         resume: flag("reconnect"),
+        resume_sid: query.get("sid").filter(|s| !s.is_empty()).cloned(),
     })
 }
 
@@ -196,7 +199,7 @@ async fn rtc(
         // A participant still in the room (its socket lost within the departure window, or
         // not yet noticed as lost) is taken back; anything else is told to rejoin from
         // scratch, as LiveKit does for a session it does not know.
-        match app.registry.resume(&room, &identity, outbox) {
+        match app.registry.resume(&room, &identity, plan.resume_sid.as_deref(), outbox) {
             Ok(sid) => sid,
             Err(e) => {
                 tracing::info!(room = %room, reason = %e, "resume refused; the client will rejoin");
@@ -214,12 +217,18 @@ async fn rtc(
         }
     };
     let key = SessionKey { identity, sid, connection };
-    let cleanup = (Arc::clone(&app), room.clone(), key.clone());
+    let cleanup = (Arc::clone(&app), room.clone(), key.clone(), plan.resume);
     upgrade
         .on_failed_upgrade(move |e| {
-            tracing::debug!(error = %e, "WebSocket upgrade failed after joining; leaving");
-            let (app, room, key) = cleanup;
-            app.registry.leave(&room, &key, DisconnectReason::JoinFailure);
+            let (app, room, key, resumed) = cleanup;
+            if resumed {
+                // The participant was waiting for a resume before; it still may.
+                tracing::debug!(error = %e, "WebSocket upgrade failed after a resume; the participant waits again");
+                app.registry.detach(&room, &key);
+            } else {
+                tracing::debug!(error = %e, "WebSocket upgrade failed after joining; leaving");
+                app.registry.leave(&room, &key, DisconnectReason::JoinFailure);
+            }
         })
         .on_upgrade(move |socket| {
             // The session outlives the request span: its own span names who it serves.

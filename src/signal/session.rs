@@ -47,27 +47,45 @@ enum WriteFailed {
     Kicked,
 }
 
-/// Writes `first` and up to [`WRITE_BATCH`] more queued frames, then flushes once; bounded by
-/// [`WRITE_DEADLINE`] and interrupted by a kick, so a client that stops reading can never
-/// hold this task.
+/// The first byte of an encoded `SignalResponse` carrying a leave (field 8, length-delimited).
+const LEAVE_TAG: u8 = (8 << 3) | 2;
+
+/// What a completed write leaves the session with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Written {
+    /// Go on.
+    More,
+    /// A leave went out: the session's last frame. The room drops the participant right
+    /// after queueing one, so nothing after it (not even a pong) is for this socket.
+    Leave,
+}
+
+/// Writes `first` and up to [`WRITE_BATCH`] more queued frames (stopping after a leave), then
+/// flushes once; bounded by [`WRITE_DEADLINE`] and interrupted by a kick, so a client that
+/// stops reading can never hold this task.
 async fn write_batch(
     socket: &mut WebSocket,
     first: Bytes,
     frames: &mut tokio::sync::mpsc::Receiver<Bytes>,
     kick: &tokio::sync::Notify,
     json: bool,
-) -> Result<(), WriteFailed> {
+) -> Result<Written, WriteFailed> {
     let write = async {
+        let mut last = first.first() == Some(&LEAVE_TAG);
         socket.feed(wire(first, json)).await?;
         for _ in 0..WRITE_BATCH {
+            if last {
+                break;
+            }
             let Ok(more) = frames.try_recv() else { break };
+            last = more.first() == Some(&LEAVE_TAG);
             socket.feed(wire(more, json)).await?;
         }
-        socket.flush().await
+        socket.flush().await.map(|()| if last { Written::Leave } else { Written::More })
     };
     tokio::select! {
         written = tokio::time::timeout(WRITE_DEADLINE, write) => match written {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(w)) => Ok(w),
             _ => Err(WriteFailed::Broken),
         },
         () = kick.notified() => Err(WriteFailed::Kicked),
@@ -115,6 +133,8 @@ fn decode_request(msg: &Message) -> Option<Result<proto::SignalRequest, String>>
 /// Every write goes through [`write_batch`] (deadline and kick), pongs included.
 pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, key: SessionKey, inbox: Inbox) {
     let _counted = SessionCount::enter(&app.sessions);
+    // Until the loop says otherwise (a panic included), the socket counts as lost.
+    let mut farewell = Farewell { app: Arc::clone(&app), room: room.clone(), key: key.clone(), ending: Ending::Lost };
     let Inbox { mut frames, kick, .. } = inbox;
     let sid = &key.sid;
     let ping_timeout = Duration::from_secs(PING_TIMEOUT_SECS.unsigned_abs().into());
@@ -130,9 +150,15 @@ pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, key:
             // the kick.
             frame = frames.recv() => match frame {
                 Some(frame) => {
-                    if let Err(e) = write_batch(&mut socket, frame, &mut frames, &kick, json).await {
-                        healthy = false;
-                        break failed(&e);
+                    match write_batch(&mut socket, frame, &mut frames, &kick, json).await {
+                        Ok(Written::More) => {}
+                        // The room let go of us after these last words (were it ever not
+                        // to, the participant would wait for a resume, not linger).
+                        Ok(Written::Leave) => break Ending::Lost,
+                        Err(e) => {
+                            healthy = false;
+                            break failed(&e);
+                        }
                     }
                 }
                 // The room let go of us (after queueing a leave, or for a resumed socket).
@@ -154,13 +180,15 @@ pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, key:
                             None => continue,
                         };
                         match handle(&app, &room, &key, request) {
-                            // Nothing may follow the last words of a participant the room
-                            // already let go of (a leave written before this request came).
-                            Handled::Reply(_) if frames.is_closed() && frames.is_empty() => break Ending::Released,
                             Handled::Reply(frame) => {
-                                if let Err(e) = write_batch(&mut socket, frame, &mut frames, &kick, json).await {
-                                    healthy = false;
-                                    break failed(&e);
+                                match write_batch(&mut socket, frame, &mut frames, &kick, json).await {
+                                    Ok(Written::More) => {}
+                                    // Last words, as above.
+                                    Ok(Written::Leave) => break Ending::Lost,
+                                    Err(e) => {
+                                        healthy = false;
+                                        break failed(&e);
+                                    }
                                 }
                             }
                             Handled::Leave(reason) => break Ending::Left(reason),
@@ -177,30 +205,69 @@ pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, key:
             }
         }
     };
-    match ending {
-        Ending::Left(reason) => app.registry.leave(&room, &key, reason),
-        Ending::Lost => app.registry.detach(&room, &key),
-        Ending::Released => {}
-    }
+    // The room hears how it ended before the close frame goes out.
+    farewell.ending = ending;
+    drop(farewell);
     // A stalled socket gets no close frame: writing it could block again.
     if healthy {
-        let _ = tokio::time::timeout(WRITE_DEADLINE, socket.send(normal_close())).await;
+        close_gracefully(&mut socket).await;
     }
     tracing::debug!(%room, %sid, ?ending, "session ended");
 }
 
-/// A failed write: a kicked client is already out of the room; anything else lost the socket.
-fn failed(e: &WriteFailed) -> Ending {
-    match e {
-        WriteFailed::Kicked => Ending::Released,
-        WriteFailed::Broken => Ending::Lost,
-    }
+/// A failed write counts as a lost socket. A client kicked for not reading was either removed
+/// by the room already (then the detach finds nothing to do) or overflowed a frame meant for
+/// it alone; then it waits for a resume like any lost socket, and a resume sends it the whole
+/// state again.
+fn failed(_: &WriteFailed) -> Ending {
+    Ending::Lost
 }
+
+/// Sends the close frame, then reads (and drops) what the client still sends until its own
+/// close frame arrives, for at most [`CLOSE_GRACE`]. Dropping a socket with unread input makes
+/// the kernel reset the connection, and a reset can destroy the last frames (the leave) before
+/// the client reads them.
+async fn close_gracefully(socket: &mut WebSocket) {
+    let handshake = async {
+        socket.send(normal_close()).await?;
+        while let Some(msg) = socket.recv().await {
+            if matches!(msg?, Message::Close(_)) {
+                break;
+            }
+        }
+        Ok::<(), axum::Error>(())
+    };
+    let _ = tokio::time::timeout(CLOSE_GRACE, handshake).await;
+}
+
+/// How long a closing session waits for the client's close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// A close frame with code 1000, as LiveKit closes: JS takes any other code (or none) as a
 /// lost connection and starts reconnecting at once.
 fn normal_close() -> Message {
     Message::Close(Some(axum::extract::ws::CloseFrame { code: 1000, reason: "".into() }))
+}
+
+/// Tells the room how a session ended, on every exit path: a leave, a lost socket (the
+/// participant waits for a resume), or nothing when the room already let go. Being a `Drop`,
+/// it also runs if the session task panics, so no participant is left attached to a socket
+/// nobody serves.
+struct Farewell {
+    app: Arc<AppState>,
+    room: RoomName,
+    key: SessionKey,
+    ending: Ending,
+}
+
+impl Drop for Farewell {
+    fn drop(&mut self) {
+        match self.ending {
+            Ending::Left(reason) => self.app.registry.leave(&self.room, &self.key, reason),
+            Ending::Lost => self.app.registry.detach(&self.room, &self.key),
+            Ending::Released => {}
+        }
+    }
 }
 
 /// Counts a running session for the server's shutdown; the count drops on every exit path.
@@ -219,20 +286,10 @@ impl Drop for SessionCount {
     }
 }
 
-/// Answers a resume we cannot honour: a leave asking for a full rejoin, then close. Clients
-/// of protocol 13 and later read `action`; older ones only `can_reconnect` (LiveKit sets one
-/// or the other).
+/// Answers a resume we cannot honour: a leave asking for a full rejoin, then close.
 pub async fn refuse_resume(mut socket: WebSocket, protocol: i32) {
-    let modern = protocol >= 13;
-    let leave = proto::SignalResponse {
-        message: Some(Signal::Leave(proto::LeaveRequest {
-            can_reconnect: !modern,
-            reason: DisconnectReason::StateMismatch as i32,
-            action: if modern { proto::leave_request::Action::Reconnect as i32 } else { 0 },
-            regions: None,
-        })),
-    };
-    let _ = socket.send(Message::Binary(Bytes::from(leave.encode_to_vec()))).await;
+    let leave = crate::rooms::membership::reconnect_leave(protocol, DisconnectReason::StateMismatch);
+    let _ = socket.send(Message::Binary(leave)).await;
     let _ = socket.send(normal_close()).await;
 }
 
