@@ -18,6 +18,13 @@ pub enum RoomError {
     /// `max_participants` reached.
     #[error("room is full")]
     RoomFull,
+    /// The participant cannot be moved or forwarded as asked (its client cannot follow, or its
+    /// socket is gone).
+    #[error("{0}")]
+    CannotMove(&'static str),
+    /// The identity is already in the destination room.
+    #[error("participant already exists in the destination room")]
+    AlreadyInRoom,
     /// The request asks for something this build does not serve (egress, presets, data).
     #[error("{0}")]
     Unsupported(&'static str),

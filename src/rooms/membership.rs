@@ -16,7 +16,7 @@ use super::{
     room::Room,
 };
 use crate::{
-    ids::ParticipantSid,
+    ids::{ParticipantIdentity, ParticipantSid},
     proto::{self, DisconnectReason, participant_info::State, signal_response::Message as Signal},
 };
 
@@ -120,7 +120,7 @@ impl Room {
             let reason = DisconnectReason::DuplicateIdentity;
             self.drop_participant(spec.identity.as_str(), reason, Some(leave_frame(reason)), Instant::now());
         }
-        let mut p = Participant::new(spec, outbox, now_ms);
+        let mut p = Participant::new(spec, outbox, now_ms, super::participant::Home::new(self.name.clone()));
         let others: Vec<_> =
             self.participants.values().filter(|o| !o.hidden()).map(|o| o.snapshot.proto.clone()).collect();
         let join = proto::JoinResponse {
@@ -168,6 +168,11 @@ impl Room {
             return Err(RoomError::RoomFull);
         }
         Ok(())
+    }
+
+    /// The [`Home`](super::participant::Home) of participant `identity`, for its session.
+    pub fn home_of(&self, identity: &ParticipantIdentity) -> Option<std::sync::Arc<super::participant::Home>> {
+        self.participants.get(identity).map(Participant::home)
     }
 
     /// Whether `key`'s socket is still its participant's current one.
@@ -306,7 +311,7 @@ impl Room {
     /// a join storm costs one update per participant per interval instead of one per join.
     /// Keyed by session: a new session of the same identity never erases the old one's
     /// departure. A hidden participant's own update is not batched: only it hears of itself.
-    fn queue_presence(&mut self, sid: &ParticipantSid, info: proto::ParticipantInfo, hidden: bool) {
+    pub(super) fn queue_presence(&mut self, sid: &ParticipantSid, info: proto::ParticipantInfo, hidden: bool) {
         if hidden {
             self.broadcast(sid, info, true, true);
             return;

@@ -15,7 +15,7 @@ use tokio::{
 };
 
 use crate::{
-    ids::{ParticipantIdentity, ParticipantSid},
+    ids::{ParticipantIdentity, ParticipantSid, RoomName},
     proto::{self, participant_info::State},
 };
 
@@ -43,6 +43,67 @@ impl ConnectionId {
     fn next() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// How a session ended, as the room must hear it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The client left: the participant leaves the room with this reason.
+    Left(proto::DisconnectReason),
+    /// The socket was lost: the participant waits for a resume.
+    Lost,
+}
+
+/// Which room a participant is in, shared by the participant (its room updates it when the
+/// participant moves) and its session (which sends requests and its end there).
+///
+/// While a move is under way the participant is in no room; a session that ends then leaves
+/// its end here, and the destination applies it on arrival, so a participant can never arrive
+/// attached to a socket nobody serves. Locked alone, or after a room lock, never before one.
+#[derive(Debug)]
+pub struct Home(parking_lot::Mutex<HomeState>);
+
+#[derive(Debug)]
+struct HomeState {
+    room: RoomName,
+    moving: bool,
+    orphaned: Option<SessionEnd>,
+}
+
+impl Home {
+    /// A participant living in `room`.
+    pub fn new(room: RoomName) -> Arc<Self> {
+        Arc::new(Self(parking_lot::Mutex::new(HomeState { room, moving: false, orphaned: None })))
+    }
+
+    /// The room the participant is in (or last left, while moving).
+    pub fn room(&self) -> RoomName {
+        self.0.lock().room.clone()
+    }
+
+    /// A session's end: where to apply it, or `None` when a move will apply it on arrival.
+    pub fn settle(&self, end: SessionEnd) -> Option<RoomName> {
+        let mut home = self.0.lock();
+        if home.moving {
+            home.orphaned = Some(end);
+            return None;
+        }
+        Some(home.room.clone())
+    }
+
+    /// The participant left its room to move (under the source room's lock).
+    pub(super) fn begin_move(&self) {
+        self.0.lock().moving = true;
+    }
+
+    /// The participant arrived in `room` (under its lock); returns a session end that happened
+    /// on the way, if any.
+    pub(super) fn finish_move(&self, room: RoomName) -> Option<SessionEnd> {
+        let mut home = self.0.lock();
+        home.room = room;
+        home.moving = false;
+        home.orphaned.take()
     }
 }
 
@@ -201,6 +262,8 @@ pub struct Participant {
     /// The info as of the last [`Participant::bump`]; every change ends with a bump.
     pub(super) snapshot: Arc<super::ParticipantSnapshot>,
     pub(super) outbox: Outbox,
+    /// The room it is in, as its session sees it (see [`Home`]).
+    pub(super) home: Arc<Home>,
     /// When its socket was lost, while it waits for a resume (see [`super::resume`]).
     pub(super) detached_since: Option<Instant>,
     /// Subscriptions asked for by track sid (true = subscribe), kept for the media plane.
@@ -209,7 +272,7 @@ pub struct Participant {
 }
 
 impl Participant {
-    pub(super) fn new(spec: JoinSpec, outbox: Outbox, now_ms: i64) -> Self {
+    pub(super) fn new(spec: JoinSpec, outbox: Outbox, now_ms: i64, home: Arc<Home>) -> Self {
         let mut p = Self {
             sid: ParticipantSid::generate(),
             spec,
@@ -221,6 +284,7 @@ impl Participant {
             is_publisher: false,
             snapshot: super::Snapshot::new(proto::ParticipantInfo::default()),
             outbox,
+            home,
             detached_since: None,
             subscriptions: BTreeMap::new(),
         };
@@ -236,6 +300,11 @@ impl Participant {
     /// The identity.
     pub fn identity(&self) -> &ParticipantIdentity {
         &self.spec.identity
+    }
+
+    /// The room it is in, shared with its session.
+    pub fn home(&self) -> Arc<Home> {
+        Arc::clone(&self.home)
     }
 
     /// Hidden participants are invisible to everyone else.

@@ -20,7 +20,7 @@ use crate::{
     proto,
     rooms::{
         ParticipantSnapshot, SnapshotList,
-        participant::{JoinSpec, Outbox, SessionKey, TokenRefresher},
+        participant::{Home, JoinSpec, Outbox, SessionEnd, SessionKey, TokenRefresher},
     },
 };
 
@@ -190,7 +190,7 @@ impl Registry {
     }
 
     /// Joins a room, creating it first when `create` allows. The JoinResponse is queued in
-    /// `outbox` as its first frame. Returns the session's sid.
+    /// `outbox` as its first frame. Returns the session's sid and the participant's [`Home`].
     pub fn join(
         &self,
         room: &RoomName,
@@ -198,7 +198,7 @@ impl Registry {
         outbox: Outbox,
         create: bool,
         now: Instant,
-    ) -> Result<ParticipantSid, RoomError> {
+    ) -> Result<(ParticipantSid, Arc<Home>), RoomError> {
         // Twice at most: a room can close between being found and being locked; then it is
         // created afresh (or the join fails if creating is not allowed).
         for _ in 0..2 {
@@ -222,7 +222,64 @@ impl Registry {
                 }
                 continue;
             }
-            return locked.join(spec, outbox, self.inner.clock.now_ms(), env!("CARGO_PKG_VERSION"));
+            let identity = spec.identity.clone();
+            let sid = locked.join(spec, outbox, self.inner.clock.now_ms(), env!("CARGO_PKG_VERSION"))?;
+            let home = locked.home_of(&identity).ok_or(RoomError::ParticipantNotFound)?;
+            return Ok((sid, home));
+        }
+        Err(RoomError::RoomNotFound)
+    }
+
+    /// Applies a session's end where its participant now is (see [`Home::settle`]): a leave,
+    /// or a lost socket. A participant in the middle of a move gets it on arrival.
+    pub fn end_session(&self, home: &Home, key: &SessionKey, end: SessionEnd) {
+        let Some(room) = home.settle(end) else { return };
+        match end {
+            SessionEnd::Left(reason) => self.leave(&room, key, reason),
+            SessionEnd::Lost => self.detach(&room, key),
+        }
+    }
+
+    /// MoveParticipant: moves `identity` from `room` to `destination` (created if missing),
+    /// keeping its socket. See [`super::moves`] for the two phases; this never holds two room
+    /// locks. A destination deleted between the phases is created again; if it keeps being
+    /// deleted, the participant is told the room was deleted and its session ends.
+    pub fn move_participant(&self, room: &str, identity: &str, destination: &str) -> Result<(), RoomError> {
+        let now = Instant::now();
+        let source = self.slot(room).ok_or(RoomError::ParticipantNotFound)?;
+        source.room.lock().check_move_out(identity)?;
+        let dest_name = RoomName::new(destination);
+        let target = self.live_slot(&dest_name, now)?;
+        target.room.lock().check_move_in(identity)?;
+
+        let moving = source.room.lock().move_out(identity, now)?;
+        let mut moving = Some(moving);
+        for _ in 0..3 {
+            let slot = self.live_slot(&dest_name, now)?;
+            let mut dest = slot.room.lock();
+            if dest.is_closed() {
+                continue;
+            }
+            if let Some(m) = moving.take() {
+                dest.move_in(m, now);
+            }
+            return Ok(());
+        }
+        if let Some(m) = moving {
+            m.abandon(proto::DisconnectReason::RoomDeleted);
+        }
+        Err(RoomError::RoomNotFound)
+    }
+
+    /// The live room named `name`, created with the defaults if there is none.
+    fn live_slot(&self, name: &RoomName, now: Instant) -> Result<Arc<RoomSlot>, RoomError> {
+        for _ in 0..3 {
+            if let Some(slot) = self.slot(name.as_str())
+                && !slot.room.lock().is_closed()
+            {
+                return Ok(slot);
+            }
+            self.create_room(CreateRequest { name: name.clone(), ..Default::default() }, now);
         }
         Err(RoomError::RoomNotFound)
     }
@@ -244,16 +301,19 @@ impl Registry {
     }
 
     /// Resumes participant `identity` of `room` (session `sid`, when the client names it) on a
-    /// new socket fed by `outbox` (see [`Room::resume`]). Returns its sid.
+    /// new socket fed by `outbox` (see [`Room::resume`]). Returns its sid and [`Home`].
     pub fn resume(
         &self,
         room: &RoomName,
         identity: &crate::ids::ParticipantIdentity,
         sid: Option<&str>,
         outbox: Outbox,
-    ) -> Result<ParticipantSid, RoomError> {
+    ) -> Result<(ParticipantSid, Arc<Home>), RoomError> {
         let slot = self.slot(room.as_str()).ok_or(RoomError::RoomNotFound)?;
-        slot.room.lock().resume(identity, sid, outbox, Instant::now(), env!("CARGO_PKG_VERSION"))
+        let mut locked = slot.room.lock();
+        let sid = locked.resume(identity, sid, outbox, Instant::now(), env!("CARGO_PKG_VERSION"))?;
+        let home = locked.home_of(identity).ok_or(RoomError::ParticipantNotFound)?;
+        Ok((sid, home))
     }
 
     /// UpdateParticipant on a connected participant.

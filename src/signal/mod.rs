@@ -28,7 +28,7 @@ use crate::{
     },
     ids::{ParticipantIdentity, RoomName},
     proto::DisconnectReason,
-    rooms::{JoinSpec, Outbox, RoomError, SessionKey},
+    rooms::{JoinSpec, Outbox, RoomError, SessionEnd, SessionKey},
 };
 
 /// Routes served by this module (merged into the HTTP service).
@@ -195,12 +195,12 @@ async fn rtc(
     let room = plan.room.clone();
     let identity = plan.spec.identity.clone();
     let connection = inbox.connection;
-    let sid = if plan.resume {
+    let (sid, home) = if plan.resume {
         // A participant still in the room (its socket lost within the departure window, or
         // not yet noticed as lost) is taken back; anything else is told to rejoin from
         // scratch, as LiveKit does for a session it does not know.
         match app.registry.resume(&room, &identity, plan.resume_sid.as_deref(), outbox) {
-            Ok(sid) => sid,
+            Ok(joined) => joined,
             Err(e) => {
                 tracing::info!(room = %room, reason = %e, "resume refused; the client will rejoin");
                 let protocol = plan.spec.protocol;
@@ -209,31 +209,32 @@ async fn rtc(
         }
     } else {
         match app.registry.join(&room, plan.spec, outbox, plan.create, tokio::time::Instant::now()) {
-            Ok(sid) => {
+            Ok((sid, home)) => {
                 tracing::info!(room = %room, sid = %sid, "participant joined");
-                sid
+                (sid, home)
             }
             Err(e) => return join_refusal(&e).into_response(),
         }
     };
     let key = SessionKey { identity, sid, connection };
-    let cleanup = (Arc::clone(&app), room.clone(), key.clone(), plan.resume);
+    let cleanup = (Arc::clone(&app), Arc::clone(&home), key.clone(), plan.resume);
     upgrade
         .on_failed_upgrade(move |e| {
-            let (app, room, key, resumed) = cleanup;
-            if resumed {
+            let (app, home, key, resumed) = cleanup;
+            let end = if resumed {
                 // The participant was waiting for a resume before; it still may.
                 tracing::debug!(error = %e, "WebSocket upgrade failed after a resume; the participant waits again");
-                app.registry.detach(&room, &key);
+                SessionEnd::Lost
             } else {
                 tracing::debug!(error = %e, "WebSocket upgrade failed after joining; leaving");
-                app.registry.leave(&room, &key, DisconnectReason::JoinFailure);
-            }
+                SessionEnd::Left(DisconnectReason::JoinFailure)
+            };
+            app.registry.end_session(&home, &key, end);
         })
         .on_upgrade(move |socket| {
             // The session outlives the request span: its own span names who it serves.
             let span = tracing::info_span!("session", room = %room, participant = %key.identity, sid = %key.sid);
-            session::run(socket, app, room, key, inbox).instrument(span)
+            session::run(socket, app, home, key, inbox).instrument(span)
         })
         .into_response()
 }

@@ -20,7 +20,7 @@ use crate::{
     app::AppState,
     ids::RoomName,
     proto::{self, DisconnectReason, signal_request::Message as Request, signal_response::Message as Signal},
-    rooms::{Inbox, SessionKey, membership::PING_TIMEOUT_SECS},
+    rooms::{Home, Inbox, SessionEnd, SessionKey, membership::PING_TIMEOUT_SECS},
 };
 
 /// How long one write to a client may take before the client counts as stalled.
@@ -131,10 +131,11 @@ fn decode_request(msg: &Message) -> Option<Result<proto::SignalRequest, String>>
 /// reading and writing need no split (and no lock between halves). The silence timer is one
 /// pinned `Sleep`, reset on each received message rather than re-created on every wake-up.
 /// Every write goes through [`write_batch`] (deadline and kick), pongs included.
-pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, key: SessionKey, inbox: Inbox) {
+pub async fn run(mut socket: WebSocket, app: Arc<AppState>, home: Arc<Home>, key: SessionKey, inbox: Inbox) {
     let _counted = SessionCount::enter(&app.sessions);
     // Until the loop says otherwise (a panic included), the socket counts as lost.
-    let mut farewell = Farewell { app: Arc::clone(&app), room: room.clone(), key: key.clone(), ending: Ending::Lost };
+    let mut farewell =
+        Farewell { app: Arc::clone(&app), home: Arc::clone(&home), key: key.clone(), ending: Ending::Lost };
     let Inbox { mut frames, kick, .. } = inbox;
     let sid = &key.sid;
     let ping_timeout = Duration::from_secs(PING_TIMEOUT_SECS.unsigned_abs().into());
@@ -179,7 +180,7 @@ pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, key:
                             }
                             None => continue,
                         };
-                        match handle(&app, &room, &key, request) {
+                        match handle(&app, &home.room(), &key, request) {
                             Handled::Reply(frame) => {
                                 match write_batch(&mut socket, frame, &mut frames, &kick, json).await {
                                     Ok(Written::More) => {}
@@ -200,7 +201,7 @@ pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, key:
                 }
             }
             () = &mut silence => {
-                tracing::info!(%room, %sid, "no ping within the timeout; closing the session");
+                tracing::info!(%sid, "no ping within the timeout; closing the session");
                 break Ending::Lost;
             }
         }
@@ -212,7 +213,7 @@ pub async fn run(mut socket: WebSocket, app: Arc<AppState>, room: RoomName, key:
     if healthy {
         close_gracefully(&mut socket).await;
     }
-    tracing::debug!(%room, %sid, ?ending, "session ended");
+    tracing::debug!(%sid, ?ending, "session ended");
 }
 
 /// A failed write counts as a lost socket. A client kicked for not reading was either removed
@@ -255,7 +256,7 @@ fn normal_close() -> Message {
 /// nobody serves.
 struct Farewell {
     app: Arc<AppState>,
-    room: RoomName,
+    home: Arc<Home>,
     key: SessionKey,
     ending: Ending,
 }
@@ -263,8 +264,8 @@ struct Farewell {
 impl Drop for Farewell {
     fn drop(&mut self) {
         match self.ending {
-            Ending::Left(reason) => self.app.registry.leave(&self.room, &self.key, reason),
-            Ending::Lost => self.app.registry.detach(&self.room, &self.key),
+            Ending::Left(reason) => self.app.registry.end_session(&self.home, &self.key, SessionEnd::Left(reason)),
+            Ending::Lost => self.app.registry.end_session(&self.home, &self.key, SessionEnd::Lost),
             Ending::Released => {}
         }
     }

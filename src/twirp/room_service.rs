@@ -234,14 +234,18 @@ impl Call<'_> {
     fn move_participant(&self, r: proto::MoveParticipantRequest) -> R<proto::MoveParticipantResponse> {
         record_participant(&r.room, &r.identity);
         self.check_destination(&r.room, &r.destination_room)?;
-        self.app.registry.get_participant(&r.room, &r.identity)?;
-        Err(not_yet("MoveParticipant is not served by this build yet"))
+        self.limits().check_room_name(&r.destination_room)?;
+        self.app.registry.move_participant(&r.room, &r.identity, &r.destination_room)?;
+        Ok(proto::MoveParticipantResponse {})
     }
 
     fn check_destination(&self, room: &str, destination: &str) -> R<()> {
         grants::ensure_destination(self.claims, room, destination)?;
         if room == destination {
             return Err(TwirpError::invalid_argument("destination room cannot be the same as source room", ""));
+        }
+        if destination.is_empty() {
+            return Err(TwirpError::invalid_argument("destination room is required", ""));
         }
         Ok(())
     }

@@ -1,0 +1,249 @@
+//! Moving a connected participant to another room (MoveParticipant).
+//!
+//! A move runs in two phases so that no two room locks are ever held together: the source
+//! takes the participant out ([`Room::move_out`]), then the destination takes it in
+//! ([`Room::move_in`]). Between the two the participant is in no room, so no observer ever
+//! sees it in two rooms at once; everything that can refuse a move is checked before the
+//! first phase ([`Room::check_move_out`], [`Room::check_move_in`]), so a refused move changes
+//! nothing. The participant keeps its socket, sid, tracks and subscriptions; its session
+//! follows it through the shared [`Home`](super::participant::Home).
+//!
+//! Observers in the source see it leave (`MIGRATION`, LiveKit's reason for a participant that
+//! went on elsewhere); observers in the destination see it join with its tracks; the participant
+//! itself gets `room_moved` with the new room, a token for it, itself and the others there.
+
+use tokio::time::Instant;
+
+use super::{
+    RoomError,
+    membership::{encode_signal, leave_frame},
+    participant::{Participant, SessionEnd},
+    room::Room,
+};
+use crate::proto::{self, DisconnectReason, participant_info::State, signal_response::Message as Signal};
+
+/// The first protocol version that understands `room_moved`.
+const PROTOCOL_MOVES: i32 = 16;
+
+/// A participant between two rooms: out of the source, not yet in the destination.
+#[derive(Debug)]
+pub struct Moving {
+    participant: Participant,
+}
+
+impl Moving {
+    /// Gives up a move whose destination could not be had: the participant is told why (a
+    /// leave) and its session ends; it is in no room any more.
+    pub fn abandon(self, reason: DisconnectReason) {
+        let p = self.participant;
+        tracing::warn!(participant = %p.spec.identity, "move abandoned: the destination kept disappearing");
+        p.home.finish_move(p.home.room());
+        p.outbox.push_or_kick(leave_frame(reason));
+    }
+}
+
+impl Room {
+    /// Whether `identity` could be moved out of this room now. Nothing changes.
+    pub fn check_move_out(&self, identity: &str) -> Result<(), RoomError> {
+        if self.closed {
+            return Err(RoomError::ParticipantNotFound);
+        }
+        let p = self.participants.get(identity).ok_or(RoomError::ParticipantNotFound)?;
+        if p.dependent() {
+            return Err(RoomError::CannotMove("agents and egress cannot be moved"));
+        }
+        if p.spec.protocol < PROTOCOL_MOVES {
+            // LiveKit Cloud's answer, word for word: the client could not follow.
+            return Err(RoomError::CannotMove("participant client version does not support moving"));
+        }
+        if p.detached_since.is_some() {
+            return Err(RoomError::CannotMove("participant is not connected"));
+        }
+        Ok(())
+    }
+
+    /// Whether `identity` could arrive in this room now. Nothing changes.
+    pub fn check_move_in(&self, identity: &str) -> Result<(), RoomError> {
+        if self.participants.contains_key(identity) {
+            return Err(RoomError::AlreadyInRoom);
+        }
+        let max = self.spec.max_participants;
+        if max > 0 && self.participant_count() >= max {
+            return Err(RoomError::RoomFull);
+        }
+        Ok(())
+    }
+
+    /// Phase one: takes `identity` out of this room (checked again, under this lock). Others
+    /// see it leave with `MIGRATION`; its session's requests wait until it arrives.
+    pub fn move_out(&mut self, identity: &str, now: Instant) -> Result<Moving, RoomError> {
+        self.check_move_out(identity)?;
+        let mut p = self.participants.remove(identity).ok_or(RoomError::ParticipantNotFound)?;
+        p.home.begin_move();
+        p.bump();
+        let mut info = p.snapshot.proto.clone();
+        info.state = State::Disconnected as i32;
+        info.disconnect_reason = DisconnectReason::Migration as i32;
+        info.tracks.clear();
+        tracing::info!(room = %self.name, participant = %identity, "participant moving out");
+        if !p.dependent() && self.participant_count() == 0 {
+            self.last_departure = Some(now);
+        }
+        self.refresh();
+        let (sid, hidden, publisher) = (p.sid.clone(), p.hidden(), p.is_publisher);
+        if !hidden {
+            self.record_departure(&sid, &p.spec.identity, p.version, now);
+        }
+        if publisher {
+            self.broadcast(&sid, info, hidden, false);
+        } else if !hidden {
+            self.queue_presence(&sid, info, false);
+        }
+        Ok(Moving { participant: p })
+    }
+
+    /// Phase two: `moving` arrives here. It gets `room_moved`; others see it join. A session
+    /// of the same identity that arrived meanwhile is replaced (`DUPLICATE_IDENTITY`), as a
+    /// join would replace it. A session that ended on the way ends here.
+    pub fn move_in(&mut self, moving: Moving, now: Instant) {
+        let mut p = moving.participant;
+        let identity = p.spec.identity.clone();
+        if self.participants.contains_key(&identity) {
+            let reason = DisconnectReason::DuplicateIdentity;
+            self.drop_participant(identity.as_str(), reason, Some(leave_frame(reason)), now);
+        }
+        p.spec.grant.room = self.name.to_string();
+        let orphaned = p.home.finish_move(self.name.clone());
+        p.bump();
+        let (sid, hidden, publisher) = (p.sid.clone(), p.hidden(), p.is_publisher);
+        let info = p.snapshot.proto.clone();
+        let (grant, expiry) = (p.spec.grant.clone(), p.spec.token_expires_at);
+        let others: Vec<_> =
+            self.participants.values().filter(|o| !o.hidden()).map(|o| o.snapshot.proto.clone()).collect();
+        self.participants.insert(identity.clone(), p);
+        self.refresh();
+        tracing::info!(room = %self.name, participant = %identity, "participant moved in");
+
+        // The token names this room; everything else in the grant is kept.
+        let token = self.refresher.refresh(self.name.as_str(), &info, &grant, expiry).unwrap_or_default();
+        let moved = proto::RoomMovedResponse {
+            room: Some(self.snapshot.proto.clone()),
+            token,
+            participant: Some(info.clone()),
+            other_participants: others,
+        };
+        if let Some(p) = self.participants.get(&identity) {
+            p.outbox.push_or_kick(encode_signal(Signal::RoomMoved(moved)));
+        }
+        if publisher {
+            self.broadcast(&sid, info, hidden, false);
+        } else if !hidden {
+            self.queue_presence(&sid, info, false);
+        }
+
+        match orphaned {
+            Some(SessionEnd::Left(reason)) => self.drop_participant(identity.as_str(), reason, None, now),
+            Some(SessionEnd::Lost) => {
+                if self.resume_window().is_zero() {
+                    self.drop_participant(identity.as_str(), DisconnectReason::SignalClose, None, now);
+                } else if let Some(p) = self.participants.get_mut(&identity) {
+                    p.detached_since = Some(now);
+                }
+            }
+            None => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::Arc, time::Duration};
+
+    use prost::Message as _;
+
+    use super::*;
+    use crate::{
+        ids::{ParticipantIdentity, RoomName},
+        rooms::{
+            JoinSpec, Outbox,
+            participant::{Inbox, NoRefresh},
+            room::RoomSpec,
+        },
+    };
+
+    fn room(name: &str) -> Room {
+        let spec = RoomSpec {
+            empty_timeout: Duration::from_secs(300),
+            departure_timeout: Duration::from_secs(20),
+            max_participants: 0,
+            metadata: String::new(),
+        };
+        Room::new(RoomName::new(name), spec, 1_000, Instant::now(), Arc::new(NoRefresh))
+    }
+
+    fn join(r: &mut Room, identity: &str, protocol: i32) -> Inbox {
+        let (outbox, inbox) = Outbox::channel();
+        let spec = JoinSpec {
+            identity: ParticipantIdentity::new(identity),
+            permission: crate::auth::VideoGrant::default().to_permission(),
+            protocol,
+            ..Default::default()
+        };
+        r.join(spec, outbox, 2_000, "test").unwrap();
+        inbox
+    }
+
+    fn drain(inbox: &mut Inbox) -> Vec<Signal> {
+        let mut out = Vec::new();
+        while let Ok(frame) = inbox.frames.try_recv() {
+            out.push(proto::SignalResponse::decode(frame).unwrap().message.unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn a_move_takes_the_participant_out_then_in_with_its_home() {
+        let (mut a, mut b) = (room("a"), room("b"));
+        let mut alice = join(&mut a, "alice", 16);
+        let home = a.home_of(&ParticipantIdentity::new("alice")).unwrap();
+        drain(&mut alice);
+        a.check_move_out("alice").unwrap();
+        b.check_move_in("alice").unwrap();
+        let moving = a.move_out("alice", Instant::now()).unwrap();
+        assert!(a.participant_info("alice").is_err(), "out of the source at once");
+        assert_eq!(home.settle(SessionEnd::Lost), None, "a session ending mid-move waits for the arrival");
+        b.move_in(moving, Instant::now());
+        assert_eq!(home.room().as_str(), "b");
+        let seen = drain(&mut alice);
+        assert!(matches!(&seen[..], [Signal::RoomMoved(m)] if m.room.as_ref().unwrap().name == "b"), "{seen:?}");
+        // The end that happened on the way applies on arrival: the participant waits for a resume.
+        let p = b.participants.get("alice").unwrap();
+        assert!(p.detached_since.is_some());
+        assert_eq!(p.spec.grant.room, "b");
+    }
+
+    #[test]
+    fn a_leave_during_a_move_removes_the_participant_on_arrival() {
+        let (mut a, mut b) = (room("a"), room("b"));
+        let _alice = join(&mut a, "alice", 16);
+        let home = a.home_of(&ParticipantIdentity::new("alice")).unwrap();
+        let moving = a.move_out("alice", Instant::now()).unwrap();
+        assert_eq!(home.settle(SessionEnd::Left(DisconnectReason::ClientInitiated)), None);
+        b.move_in(moving, Instant::now());
+        assert!(b.participant_info("alice").is_err());
+        assert_eq!(b.participant_count(), 0);
+    }
+
+    #[test]
+    fn moves_are_refused_before_anything_changes() {
+        let (mut a, mut b) = (room("a"), room("b"));
+        let _old = join(&mut a, "old", 15);
+        assert!(matches!(a.check_move_out("old"), Err(RoomError::CannotMove(_))));
+        assert!(a.move_out("old", Instant::now()).is_err());
+        assert!(a.participant_info("old").is_ok());
+        let _twin = join(&mut b, "old", 16);
+        assert_eq!(b.check_move_in("old"), Err(RoomError::AlreadyInRoom));
+        b.spec.max_participants = 1;
+        assert_eq!(b.check_move_in("new"), Err(RoomError::RoomFull));
+    }
+}
