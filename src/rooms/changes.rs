@@ -75,6 +75,9 @@ impl Room {
         identity: &str,
         change: ParticipantChange,
     ) -> Result<proto::ParticipantInfo, RoomError> {
+        if self.forwarded.contains_key(identity) {
+            return Err(RoomError::Forwarded);
+        }
         let p = self.participants.get_mut(identity).ok_or(RoomError::ParticipantNotFound)?;
         let s = &mut p.spec;
         let mut changed = false;
@@ -142,6 +145,9 @@ impl Room {
     ) -> Result<Option<proto::TrackInfo>, RoomError> {
         if !muted && !remote_unmute {
             return Err(RoomError::RemoteUnmuteDisabled);
+        }
+        if self.forwarded.contains_key(identity) {
+            return Err(RoomError::Forwarded);
         }
         let p = self.participants.get_mut(identity).ok_or(RoomError::ParticipantNotFound)?;
         p.outbox

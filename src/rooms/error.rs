@@ -22,6 +22,9 @@ pub enum RoomError {
     /// socket is gone).
     #[error("{0}")]
     CannotMove(&'static str),
+    /// The participant is a forwarded copy here; changes go to its own room.
+    #[error("participant is forwarded from another room; change it there")]
+    Forwarded,
     /// The identity is already in the destination room.
     #[error("participant already exists in the destination room")]
     AlreadyInRoom,

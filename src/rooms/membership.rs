@@ -121,8 +121,7 @@ impl Room {
             self.drop_participant(spec.identity.as_str(), reason, Some(leave_frame(reason)), Instant::now());
         }
         let mut p = Participant::new(spec, outbox, now_ms, super::participant::Home::new(self.name.clone()));
-        let others: Vec<_> =
-            self.participants.values().filter(|o| !o.hidden()).map(|o| o.snapshot.proto.clone()).collect();
+        let others = self.visible_infos(None);
         let join = proto::JoinResponse {
             room: Some(self.snapshot_after_join(&p)),
             participant: Some(p.to_proto()),
@@ -201,6 +200,10 @@ impl Room {
         revoke_before: i64,
         now: Instant,
     ) -> Result<(), RoomError> {
+        if self.forwarded.contains_key(identity) {
+            // A forwarded copy: only this room's copy goes; the participant stays at home.
+            return self.remove_forwarded(identity, reason);
+        }
         let Some(p) = self.participants.get(identity) else {
             return Err(RoomError::ParticipantNotFound);
         };
@@ -213,9 +216,28 @@ impl Room {
         Ok(())
     }
 
-    /// Every participant's info (hidden ones included, as LiveKit's API lists them).
+    /// Every participant's info (hidden ones included, as LiveKit's API lists them), forwarded
+    /// copies after the participants.
     pub fn participant_infos(&self) -> Vec<proto::ParticipantInfo> {
-        self.participants.values().map(|p| p.snapshot.proto.clone()).collect()
+        self.listed().map(|s| s.proto.clone()).collect()
+    }
+
+    /// What the API lists: participants, then forwarded copies.
+    fn listed(&self) -> impl ExactSizeIterator<Item = &std::sync::Arc<super::ParticipantSnapshot>> {
+        let all: Vec<_> = self.participants.values().map(|p| &p.snapshot).chain(self.forwarded_snapshots()).collect();
+        all.into_iter()
+    }
+
+    /// What a participant sees of the others: visible participants and copies, except
+    /// `except` (itself).
+    pub(super) fn visible_infos(&self, except: Option<&str>) -> Vec<proto::ParticipantInfo> {
+        self.participants
+            .values()
+            .filter(|o| !o.hidden() && except != Some(o.spec.identity.as_str()))
+            .map(|o| &o.snapshot)
+            .chain(self.forwarded_snapshots().filter(|s| !s.proto.permission.as_ref().is_some_and(|p| p.hidden)))
+            .map(|s| s.proto.clone())
+            .collect()
     }
 
     /// Every participant's snapshot with the list's encoding, for ListParticipants. Kept
@@ -223,15 +245,12 @@ impl Room {
     /// dashboard polling a large room costs one `Arc` clone a call, not an `Arc` clone per
     /// participant plus a copy of every entry.
     pub fn participant_list(&mut self) -> std::sync::Arc<super::SnapshotList<proto::ParticipantInfo>> {
-        let current = self.participants.values().map(|p| &p.snapshot);
         if let Some(list) = &self.participant_list
-            && list.is_current(current)
+            && list.is_current(self.listed())
         {
             return std::sync::Arc::clone(list);
         }
-        let list = std::sync::Arc::new(super::SnapshotList::new(
-            self.participants.values().map(Participant::snapshot).collect(),
-        ));
+        let list = std::sync::Arc::new(super::SnapshotList::new(self.listed().map(std::sync::Arc::clone).collect()));
         self.participant_list = Some(std::sync::Arc::clone(&list));
         list
     }
@@ -246,7 +265,11 @@ impl Room {
         &self,
         identity: &str,
     ) -> Result<std::sync::Arc<super::ParticipantSnapshot>, RoomError> {
-        self.participants.get(identity).map(Participant::snapshot).ok_or(RoomError::ParticipantNotFound)
+        self.participants
+            .get(identity)
+            .map(Participant::snapshot)
+            .or_else(|| self.forwarded.get(identity).map(|c| std::sync::Arc::clone(&c.snapshot)))
+            .ok_or(RoomError::ParticipantNotFound)
     }
 
     /// Sends everyone a leave with `reason` and drops them all (room closing, server stop).

@@ -6,6 +6,7 @@
 
 mod changes;
 pub mod error;
+mod forwards;
 pub mod limits;
 pub mod membership;
 mod moves;

@@ -64,7 +64,7 @@ impl Room {
 
     /// Whether `identity` could arrive in this room now. Nothing changes.
     pub fn check_move_in(&self, identity: &str) -> Result<(), RoomError> {
-        if self.participants.contains_key(identity) {
+        if self.has_identity(identity) {
             return Err(RoomError::AlreadyInRoom);
         }
         let max = self.spec.max_participants;
@@ -108,6 +108,9 @@ impl Room {
     pub fn move_in(&mut self, moving: Moving, now: Instant) {
         let mut p = moving.participant;
         let identity = p.spec.identity.clone();
+        if self.forwarded.contains_key(&identity) {
+            let _ = self.remove_forwarded(identity.as_str(), DisconnectReason::DuplicateIdentity);
+        }
         if self.participants.contains_key(&identity) {
             let reason = DisconnectReason::DuplicateIdentity;
             self.drop_participant(identity.as_str(), reason, Some(leave_frame(reason)), now);
@@ -118,8 +121,7 @@ impl Room {
         let (sid, hidden, publisher) = (p.sid.clone(), p.hidden(), p.is_publisher);
         let info = p.snapshot.proto.clone();
         let (grant, expiry) = (p.spec.grant.clone(), p.spec.token_expires_at);
-        let others: Vec<_> =
-            self.participants.values().filter(|o| !o.hidden()).map(|o| o.snapshot.proto.clone()).collect();
+        let others = self.visible_infos(None);
         self.participants.insert(identity.clone(), p);
         self.refresh();
         tracing::info!(room = %self.name, participant = %identity, "participant moved in");

@@ -20,6 +20,7 @@ use crate::{
     proto,
     rooms::{
         ParticipantSnapshot, SnapshotList,
+        forwards::ForwardNotice,
         participant::{Home, JoinSpec, Outbox, SessionEnd, SessionKey, TokenRefresher},
     },
 };
@@ -154,7 +155,7 @@ impl Registry {
     /// Closes and forgets a room.
     pub fn delete_room(&self, name: &str) -> Result<(), RoomError> {
         let (_, slot) = self.inner.rooms.remove(name).ok_or(RoomError::RoomNotFound)?;
-        slot.room.lock().close(proto::DisconnectReason::RoomDeleted);
+        self.locked(&slot, |r| r.close(proto::DisconnectReason::RoomDeleted));
         tracing::info!(room = name, "room deleted");
         Ok(())
     }
@@ -186,7 +187,9 @@ impl Registry {
     /// [`Room::remove`] for `revoke_before`.
     pub fn remove_participant(&self, room: &str, identity: &str, revoke_before: i64) -> Result<(), RoomError> {
         let slot = self.slot(room).ok_or(RoomError::ParticipantNotFound)?;
-        slot.room.lock().remove(identity, proto::DisconnectReason::ParticipantRemoved, revoke_before, Instant::now())
+        self.locked(&slot, |r| {
+            r.remove(identity, proto::DisconnectReason::ParticipantRemoved, revoke_before, Instant::now())
+        })
     }
 
     /// Joins a room, creating it first when `create` allows. The JoinResponse is queued in
@@ -223,9 +226,13 @@ impl Registry {
                 continue;
             }
             let identity = spec.identity.clone();
-            let sid = locked.join(spec, outbox, self.inner.clock.now_ms(), env!("CARGO_PKG_VERSION"))?;
-            let home = locked.home_of(&identity).ok_or(RoomError::ParticipantNotFound)?;
-            return Ok((sid, home));
+            let joined = locked.join(spec, outbox, self.inner.clock.now_ms(), env!("CARGO_PKG_VERSION"));
+            let home = locked.home_of(&identity);
+            // A replaced session of a forwarded participant stops its forwarding.
+            let notices = locked.take_forward_notices();
+            drop(locked);
+            self.deliver(notices);
+            return Ok((joined?, home.ok_or(RoomError::ParticipantNotFound)?));
         }
         Err(RoomError::RoomNotFound)
     }
@@ -252,18 +259,22 @@ impl Registry {
         let target = self.live_slot(&dest_name, now)?;
         target.room.lock().check_move_in(identity)?;
 
-        let moving = source.room.lock().move_out(identity, now)?;
+        let moving = self.locked(&source, |r| r.move_out(identity, now))?;
         let mut moving = Some(moving);
         for _ in 0..3 {
             let slot = self.live_slot(&dest_name, now)?;
-            let mut dest = slot.room.lock();
-            if dest.is_closed() {
-                continue;
+            let arrived = self.locked(&slot, |dest| {
+                if dest.is_closed() {
+                    return false;
+                }
+                if let Some(m) = moving.take() {
+                    dest.move_in(m, now);
+                }
+                true
+            });
+            if arrived {
+                return Ok(());
             }
-            if let Some(m) = moving.take() {
-                dest.move_in(m, now);
-            }
-            return Ok(());
         }
         if let Some(m) = moving {
             m.abandon(proto::DisconnectReason::RoomDeleted);
@@ -288,7 +299,7 @@ impl Registry {
     /// with `reason`.
     pub fn leave(&self, room: &RoomName, key: &SessionKey, reason: proto::DisconnectReason) {
         if let Some(slot) = self.slot(room.as_str()) {
-            slot.room.lock().leave(key, reason, Instant::now());
+            self.locked(&slot, |r| r.leave(key, reason, Instant::now()));
         }
     }
 
@@ -296,7 +307,7 @@ impl Registry {
     /// window (see [`Room::detach`]).
     pub fn detach(&self, room: &RoomName, key: &SessionKey) {
         if let Some(slot) = self.slot(room.as_str()) {
-            slot.room.lock().detach(key, Instant::now());
+            self.locked(&slot, |r| r.detach(key, Instant::now()));
         }
     }
 
@@ -324,7 +335,7 @@ impl Registry {
         change: crate::rooms::ParticipantChange,
     ) -> Result<proto::ParticipantInfo, RoomError> {
         let slot = self.slot(room).ok_or(RoomError::ParticipantNotFound)?;
-        slot.room.lock().update_participant(identity, change)
+        self.locked(&slot, |r| r.update_participant(identity, change))
     }
 
     /// MutePublishedTrack; `remote_unmute` is `room.enable_remote_unmute`.
@@ -337,7 +348,7 @@ impl Registry {
         remote_unmute: bool,
     ) -> Result<Option<proto::TrackInfo>, RoomError> {
         let slot = self.slot(room).ok_or(RoomError::RoomNotFound)?;
-        slot.room.lock().mute_track(identity, track_sid, muted, remote_unmute)
+        self.locked(&slot, |r| r.mute_track(identity, track_sid, muted, remote_unmute))
     }
 
     /// UpdateSubscriptions: records what `identity` wants to subscribe to (see
@@ -358,8 +369,58 @@ impl Registry {
     /// Runs `f` on a session's room under its lock (requests arriving on a session's socket).
     pub fn with_room<T>(&self, room: &RoomName, f: impl FnOnce(&mut Room) -> T) -> Option<T> {
         let slot = self.slot(room.as_str())?;
-        let mut locked = slot.room.lock();
-        Some(f(&mut locked))
+        Some(self.locked(&slot, f))
+    }
+
+    /// Runs `f` on a room under its lock, then delivers the forwarding notices it left for
+    /// other rooms, once the lock is released (rooms never lock each other).
+    fn locked<T>(&self, slot: &RoomSlot, f: impl FnOnce(&mut Room) -> T) -> T {
+        let (out, notices) = {
+            let mut room = slot.room.lock();
+            let out = f(&mut room);
+            (out, room.take_forward_notices())
+        };
+        self.deliver(notices);
+        out
+    }
+
+    /// Hands each notice to its room (a room that is gone needs none).
+    fn deliver(&self, notices: Vec<ForwardNotice>) {
+        for notice in notices {
+            if let Some(slot) = self.slot(notice.room().as_str()) {
+                self.locked(&slot, |r| r.apply_forward_notice(notice, Instant::now()));
+            }
+        }
+    }
+
+    /// ForwardParticipant: `identity` stays in `room` and also appears in `destination`
+    /// (created if missing) as a forwarded copy, kept up to date until the participant leaves,
+    /// the copy is removed there, or either room closes. Three short phases, one room lock at a
+    /// time: read the participant, add the copy, record the forwarding (undoing the copy if the
+    /// participant left meanwhile).
+    pub fn forward_participant(&self, room: &str, identity: &str, destination: &str) -> Result<(), RoomError> {
+        let now = Instant::now();
+        let source = self.slot(room).ok_or(RoomError::ParticipantNotFound)?;
+        let info = self.locked(&source, |r| r.forward_source(identity))?;
+        let dest_name = RoomName::new(destination);
+        let from = RoomName::new(room);
+        let target = self.live_slot(&dest_name, now)?;
+        self.locked(&target, |r| r.add_forwarded(from, &info))?;
+        if self.locked(&source, |r| r.start_forwarding(&info, &dest_name)) {
+            return Ok(());
+        }
+        // The participant left between the phases: its copy must not outlive it.
+        self.locked(&target, |r| {
+            r.apply_forward_notice(
+                ForwardNotice::Stop {
+                    to: dest_name.clone(),
+                    identity: crate::ids::ParticipantIdentity::new(identity),
+                    sid: ParticipantSid::new(info.proto.sid.clone()),
+                },
+                now,
+            );
+        });
+        Err(RoomError::ParticipantNotFound)
     }
 
     /// Whether `spec` could join `room` now, creating it if `create` (nothing changes).
@@ -380,15 +441,14 @@ impl Registry {
         let slots: Vec<_> = self.inner.rooms.iter().map(|e| (e.key().clone(), Arc::clone(e.value()))).collect();
         let mut closed = Vec::new();
         for (name, slot) in slots {
-            let expired = {
-                let mut room = slot.room.lock();
+            let expired = self.locked(&slot, |room| {
                 room.expire_detached(now);
                 let expired = room.idle_expired(now);
                 if expired {
                     room.close(proto::DisconnectReason::RoomClosed);
                 }
                 expired
-            };
+            });
             // Remove only this exact room: a new room of the same name may have replaced it.
             if expired && self.inner.rooms.remove_if(&name, |_, s| Arc::ptr_eq(s, &slot)).is_some() {
                 tracing::info!(room = %name, "room closed after its idle timeout");

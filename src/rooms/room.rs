@@ -65,6 +65,12 @@ pub struct Room {
     pub(super) pending: Vec<PendingUpdate>,
     /// `(num_participants, num_publishers)` as sessions last heard them in a RoomUpdate.
     pub(super) announced_counts: (u32, u32),
+    /// Participants of this room forwarded elsewhere (see [`super::forwards`]).
+    pub(super) forwarding: super::forwards::Forwardings,
+    /// Forwarded copies of participants of other rooms.
+    pub(super) forwarded: super::forwards::ForwardedCopies,
+    /// Notices for other rooms, delivered by the registry once this room's lock is released.
+    pub(super) forward_outbox: Vec<super::forwards::ForwardNotice>,
     /// Recent departures, for resumed clients (see [`super::resume`]).
     pub(super) departures: super::resume::DepartureLog,
     /// Identities removed with `revoke_token_ts`: tokens valid from before that time (Unix
@@ -100,6 +106,9 @@ impl Room {
             revoked: BTreeMap::new(),
             pending: Vec::new(),
             departures: super::resume::DepartureLog::new(),
+            forwarding: BTreeMap::new(),
+            forwarded: BTreeMap::new(),
+            forward_outbox: Vec::new(),
             participant_list: None,
             announced_counts: (0, 0),
             snapshot: RoomSnapshot::new(proto::Room::default()),
@@ -128,6 +137,7 @@ impl Room {
     /// Idempotent.
     pub fn close(&mut self, reason: proto::DisconnectReason) {
         self.closed = true;
+        self.drop_all_forwarded();
         self.disconnect_all(reason);
     }
 
@@ -172,7 +182,8 @@ impl Room {
 
     /// Participants that count toward limits and `num_participants` (not agents or egress).
     pub fn participant_count(&self) -> u32 {
-        u32::try_from(self.participants.values().filter(|p| !p.dependent()).count()).unwrap_or(u32::MAX)
+        let copies = self.forwarded.len();
+        u32::try_from(self.participants.values().filter(|p| !p.dependent()).count() + copies).unwrap_or(u32::MAX)
     }
 
     /// Whether an idle room should close at `now`: nobody is in it and its timeout ran out

@@ -158,7 +158,9 @@ impl From<RoomError> for TwirpError {
             RoomError::Unsupported(_) => Code::Unimplemented,
             RoomError::RoomFull => Code::ResourceExhausted,
             RoomError::TokenRevoked => Code::PermissionDenied,
-            RoomError::RemoteUnmuteDisabled | RoomError::CannotMove(_) => Code::FailedPrecondition,
+            RoomError::RemoteUnmuteDisabled | RoomError::CannotMove(_) | RoomError::Forwarded => {
+                Code::FailedPrecondition
+            }
             RoomError::AlreadyInRoom => Code::AlreadyExists,
         };
         Self::new(code, format!("{VIA_RPC}{e}"))

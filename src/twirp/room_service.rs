@@ -227,8 +227,9 @@ impl Call<'_> {
     fn forward_participant(&self, r: proto::ForwardParticipantRequest) -> R<proto::ForwardParticipantResponse> {
         record_participant(&r.room, &r.identity);
         self.check_destination(&r.room, &r.destination_room)?;
-        self.app.registry.get_participant(&r.room, &r.identity)?;
-        Err(not_yet("ForwardParticipant is not served by this build yet"))
+        self.limits().check_room_name(&r.destination_room)?;
+        self.app.registry.forward_participant(&r.room, &r.identity, &r.destination_room)?;
+        Ok(proto::ForwardParticipantResponse {})
     }
 
     fn move_participant(&self, r: proto::MoveParticipantRequest) -> R<proto::MoveParticipantResponse> {

@@ -1,0 +1,352 @@
+//! Forwarding a participant into other rooms (ForwardParticipant).
+//!
+//! A forwarded participant stays where it is (its *source* room) and also appears in each
+//! destination as a **forwarded copy**: listed, seen by everyone there, with its published
+//! tracks, but without a socket of its own (its info carries `kind_details: FORWARDED`). The
+//! copy's tracks are the source's publications, same track sids: with the media plane,
+//! subscribers in a destination subscribe to the one publication in the source room (found
+//! through [`Forwarded::from`]), never to a copy of it.
+//!
+//! Rooms never lock each other, so the two sides talk through [`ForwardNotice`]s that a room
+//! queues under its lock and the registry delivers after releasing it:
+//! - the source notices, after any change, that a forwarded participant's info changed
+//!   (metadata, mute, tracks: one pointer compare per forwarded participant) and sends a
+//!   `Mirror`; when the participant is gone (left, removed, moved, replaced) it sends `Stop`;
+//! - a destination that drops a copy (RemoveParticipant there, the room closing) sends
+//!   `Unforward` to the source, which stops forwarding there.
+//!
+//! Mirrors carry the participant's version and a copy applies only newer ones, so notices
+//! delivered out of order by concurrent calls cannot roll a copy back.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use tokio::time::Instant;
+
+use super::{ParticipantSnapshot, RoomError, Snapshot, room::Room};
+use crate::{
+    ids::{ParticipantIdentity, ParticipantSid, RoomName},
+    proto::{self, DisconnectReason, participant_info::KindDetail, participant_info::State},
+};
+
+/// A forwarded copy, as a destination room keeps it.
+#[derive(Debug, Clone)]
+pub struct Forwarded {
+    /// The room the participant (and its publications) lives in.
+    pub from: RoomName,
+    /// The info shown here: the source's, marked FORWARDED.
+    pub snapshot: Arc<ParticipantSnapshot>,
+}
+
+/// What the source room remembers of one forwarded participant.
+#[derive(Debug, Clone)]
+pub struct Forwarding {
+    sid: ParticipantSid,
+    /// The destinations.
+    to: std::collections::BTreeSet<RoomName>,
+    /// The source snapshot the copies last reflected.
+    mirrored: Arc<ParticipantSnapshot>,
+}
+
+/// A message between a source room and a destination, delivered by the registry.
+#[derive(Debug, Clone)]
+pub enum ForwardNotice {
+    /// To a destination: the participant's info changed.
+    Mirror { to: RoomName, info: Arc<ParticipantSnapshot> },
+    /// To a destination: the participant is gone from its source; drop the copy.
+    Stop { to: RoomName, identity: ParticipantIdentity, sid: ParticipantSid },
+    /// To the source: a destination dropped its copy; stop forwarding there.
+    Unforward { to: RoomName, identity: ParticipantIdentity, sid: ParticipantSid, from: RoomName },
+}
+
+impl ForwardNotice {
+    /// The room this notice is for.
+    pub fn room(&self) -> &RoomName {
+        match self {
+            Self::Mirror { to, .. } | Self::Stop { to, .. } | Self::Unforward { to, .. } => to,
+        }
+    }
+}
+
+/// The source's info as a destination shows it.
+fn as_copy(info: &proto::ParticipantInfo) -> Arc<ParticipantSnapshot> {
+    let mut copy = info.clone();
+    if !copy.kind_details.contains(&(KindDetail::Forwarded as i32)) {
+        copy.kind_details.push(KindDetail::Forwarded as i32);
+    }
+    Snapshot::new(copy)
+}
+
+impl Room {
+    // --- source side ---
+
+    /// The current info of `identity`, to start forwarding it (it must be here).
+    pub fn forward_source(&self, identity: &str) -> Result<Arc<ParticipantSnapshot>, RoomError> {
+        if self.closed {
+            return Err(RoomError::ParticipantNotFound);
+        }
+        let p = self.participants.get(identity).ok_or(RoomError::ParticipantNotFound)?;
+        Ok(Arc::clone(&p.snapshot))
+    }
+
+    /// Records that `copied` (this participant's info when copied) now has a copy in `to`.
+    /// False when that session is no longer here (it left meanwhile): the copy must go.
+    pub fn start_forwarding(&mut self, copied: &Arc<ParticipantSnapshot>, to: &RoomName) -> bool {
+        let identity = ParticipantIdentity::new(copied.proto.identity.clone());
+        let Some(p) = self.participants.get(&identity) else { return false };
+        if p.sid.as_str() != copied.proto.sid {
+            return false;
+        }
+        let sid = p.sid.clone();
+        let entry = self.forwarding.entry(identity).or_insert_with(|| Forwarding {
+            sid,
+            to: std::collections::BTreeSet::new(),
+            mirrored: Arc::clone(copied),
+        });
+        entry.to.insert(to.clone());
+        true
+    }
+
+    /// The destinations each forwarded participant is in, for the API and tests.
+    pub fn forwarded_to(&self, identity: &str) -> Vec<RoomName> {
+        self.forwarding.get(identity).map(|f| f.to.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Notices owed to other rooms since the last call: mirrors of changed participants,
+    /// stops for departed ones, unforwards for dropped copies. Cheap when nothing is
+    /// forwarded.
+    pub fn take_forward_notices(&mut self) -> Vec<ForwardNotice> {
+        let mut out = std::mem::take(&mut self.forward_outbox);
+        if self.forwarding.is_empty() {
+            return out;
+        }
+        let mut gone = Vec::new();
+        for (identity, f) in &mut self.forwarding {
+            match self.participants.get(identity) {
+                Some(p) if p.sid == f.sid => {
+                    if !Arc::ptr_eq(&p.snapshot, &f.mirrored) {
+                        f.mirrored = Arc::clone(&p.snapshot);
+                        for to in &f.to {
+                            out.push(ForwardNotice::Mirror { to: to.clone(), info: Arc::clone(&p.snapshot) });
+                        }
+                    }
+                }
+                _ => {
+                    for to in &f.to {
+                        out.push(ForwardNotice::Stop {
+                            to: to.clone(),
+                            identity: identity.clone(),
+                            sid: f.sid.clone(),
+                        });
+                    }
+                    gone.push(identity.clone());
+                }
+            }
+        }
+        for identity in gone {
+            self.forwarding.remove(&identity);
+        }
+        out
+    }
+
+    // --- destination side ---
+
+    /// Whether `identity` is here, in person or as a forwarded copy.
+    pub fn has_identity(&self, identity: &str) -> bool {
+        self.participants.contains_key(identity) || self.forwarded.contains_key(identity)
+    }
+
+    /// Takes in a forwarded copy of `info` from room `from`. Everyone here sees it arrive.
+    pub fn add_forwarded(&mut self, from: RoomName, info: &ParticipantSnapshot) -> Result<(), RoomError> {
+        if self.closed {
+            return Err(RoomError::RoomNotFound);
+        }
+        if self.has_identity(&info.proto.identity) {
+            return Err(RoomError::AlreadyInRoom);
+        }
+        let snapshot = as_copy(&info.proto);
+        let identity = ParticipantIdentity::new(info.proto.identity.clone());
+        let hidden = info.proto.permission.as_ref().is_some_and(|p| p.hidden);
+        self.forwarded.insert(identity.clone(), Forwarded { from, snapshot: Arc::clone(&snapshot) });
+        self.refresh();
+        tracing::info!(room = %self.name, participant = %identity, "forwarded participant added");
+        self.show_copy(&snapshot.proto, hidden);
+        Ok(())
+    }
+
+    /// Removes the copy of `identity` (RemoveParticipant here): everyone here sees it go, and
+    /// the source is told to stop forwarding here.
+    pub fn remove_forwarded(&mut self, identity: &str, reason: DisconnectReason) -> Result<(), RoomError> {
+        let copy = self.forwarded.remove(identity).ok_or(RoomError::ParticipantNotFound)?;
+        self.hide_copy(&copy, reason, Instant::now());
+        self.forward_outbox.push(ForwardNotice::Unforward {
+            to: copy.from.clone(),
+            identity: ParticipantIdentity::new(identity),
+            sid: ParticipantSid::new(copy.snapshot.proto.sid.clone()),
+            from: self.name.clone(),
+        });
+        Ok(())
+    }
+
+    /// Drops every copy as the room closes, telling their sources.
+    pub(super) fn drop_all_forwarded(&mut self) {
+        for (identity, copy) in std::mem::take(&mut self.forwarded) {
+            self.forward_outbox.push(ForwardNotice::Unforward {
+                to: copy.from.clone(),
+                identity,
+                sid: ParticipantSid::new(copy.snapshot.proto.sid.clone()),
+                from: self.name.clone(),
+            });
+        }
+    }
+
+    /// Applies a notice from another room.
+    pub fn apply_forward_notice(&mut self, notice: ForwardNotice, now: Instant) {
+        match notice {
+            ForwardNotice::Mirror { info, .. } => {
+                let Some(copy) = self.forwarded.get_mut(info.proto.identity.as_str()) else { return };
+                if copy.snapshot.proto.sid != info.proto.sid || copy.snapshot.proto.version >= info.proto.version {
+                    return;
+                }
+                copy.snapshot = as_copy(&info.proto);
+                let shown = copy.snapshot.proto.clone();
+                let hidden = shown.permission.as_ref().is_some_and(|p| p.hidden);
+                self.refresh();
+                self.show_copy(&shown, hidden);
+            }
+            ForwardNotice::Stop { identity, sid, .. } => {
+                if self.forwarded.get(&identity).is_some_and(|c| c.snapshot.proto.sid == sid.as_str())
+                    && let Some(copy) = self.forwarded.remove(&identity)
+                {
+                    tracing::info!(room = %self.name, participant = %identity, "forwarding stopped at the source");
+                    self.hide_copy(&copy, DisconnectReason::UnknownReason, now);
+                }
+            }
+            ForwardNotice::Unforward { identity, sid, from, .. } => {
+                if let Some(f) = self.forwarding.get_mut(&identity)
+                    && f.sid == sid
+                {
+                    f.to.remove(&from);
+                    if f.to.is_empty() {
+                        self.forwarding.remove(&identity);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Everyone here hears of a copy's (new) info.
+    fn show_copy(&mut self, info: &proto::ParticipantInfo, hidden: bool) {
+        if hidden {
+            return;
+        }
+        let sid = ParticipantSid::new(info.sid.clone());
+        // A copy has no socket here, so `include_self` has nobody to reach.
+        self.broadcast(&sid, info.clone(), false, false);
+    }
+
+    /// Everyone here sees a copy go.
+    fn hide_copy(&mut self, copy: &Forwarded, reason: DisconnectReason, now: Instant) {
+        if self.participant_count() == 0 {
+            self.last_departure = Some(now);
+        }
+        self.refresh();
+        let mut info = copy.snapshot.proto.clone();
+        info.state = State::Disconnected as i32;
+        info.disconnect_reason = reason as i32;
+        info.tracks.clear();
+        info.version = info.version.wrapping_add(1);
+        let hidden = info.permission.as_ref().is_some_and(|p| p.hidden);
+        self.show_copy(&info, hidden);
+    }
+
+    /// Copies here, by identity (for listings).
+    pub(super) fn forwarded_snapshots(&self) -> impl Iterator<Item = &Arc<ParticipantSnapshot>> {
+        self.forwarded.values().map(|c| &c.snapshot)
+    }
+}
+
+/// The destination side's copies.
+pub type ForwardedCopies = BTreeMap<ParticipantIdentity, Forwarded>;
+/// The source side's records.
+pub type Forwardings = BTreeMap<ParticipantIdentity, Forwarding>;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::rooms::{JoinSpec, Outbox, participant::NoRefresh, room::RoomSpec};
+
+    fn room(name: &str) -> Room {
+        let spec = RoomSpec {
+            empty_timeout: Duration::from_secs(300),
+            departure_timeout: Duration::from_secs(20),
+            max_participants: 0,
+            metadata: String::new(),
+        };
+        Room::new(RoomName::new(name), spec, 1_000, Instant::now(), Arc::new(NoRefresh))
+    }
+
+    fn join(r: &mut Room, identity: &str) -> crate::rooms::Inbox {
+        let (outbox, inbox) = Outbox::channel();
+        let spec = JoinSpec { identity: ParticipantIdentity::new(identity), protocol: 16, ..Default::default() };
+        r.join(spec, outbox, 2_000, "test").unwrap();
+        inbox
+    }
+
+    /// Delivers notices between the two rooms until none is left.
+    fn settle(a: &mut Room, b: &mut Room) {
+        loop {
+            let notices: Vec<_> = a.take_forward_notices().into_iter().chain(b.take_forward_notices()).collect();
+            if notices.is_empty() {
+                return;
+            }
+            for n in notices {
+                let target = if n.room() == a.name() { &mut *a } else { &mut *b };
+                target.apply_forward_notice(n, Instant::now());
+            }
+        }
+    }
+
+    #[test]
+    fn copies_follow_changes_ignore_stale_mirrors_and_go_with_the_source() {
+        let (mut a, mut b) = (room("a"), room("b"));
+        let _host = join(&mut a, "host");
+        let info = a.forward_source("host").unwrap();
+        b.add_forwarded(RoomName::new("a"), &info).unwrap();
+        assert!(a.start_forwarding(&info, &RoomName::new("b")));
+        assert_eq!(b.participant_count(), 1, "a copy counts where it is shown");
+
+        let change = crate::rooms::ParticipantChange { metadata: "v2".into(), ..Default::default() };
+        a.update_participant("host", change).unwrap();
+        let newer = a.participant_snapshot("host").unwrap();
+        settle(&mut a, &mut b);
+        assert_eq!(b.participant_info("host").unwrap().metadata, "v2");
+        // An older mirror arriving late changes nothing.
+        b.apply_forward_notice(
+            ForwardNotice::Mirror { to: RoomName::new("b"), info: Arc::clone(&info) },
+            Instant::now(),
+        );
+        assert_eq!(b.participant_info("host").unwrap().version, as_copy(&newer.proto).proto.version);
+        assert_eq!(b.participant_info("host").unwrap().metadata, "v2");
+
+        a.remove("host", DisconnectReason::ParticipantRemoved, 0, Instant::now()).unwrap();
+        settle(&mut a, &mut b);
+        assert!(b.participant_info("host").is_err());
+        assert!(a.forwarding.is_empty());
+    }
+
+    #[test]
+    fn a_destination_closing_tells_the_source() {
+        let (mut a, mut b) = (room("a"), room("b"));
+        let _host = join(&mut a, "host");
+        let info = a.forward_source("host").unwrap();
+        b.add_forwarded(RoomName::new("a"), &info).unwrap();
+        assert!(a.start_forwarding(&info, &RoomName::new("b")));
+        assert_eq!(a.forwarded_to("host"), [RoomName::new("b")]);
+        b.close(DisconnectReason::RoomDeleted);
+        settle(&mut a, &mut b);
+        assert!(a.forwarded_to("host").is_empty());
+        assert_eq!(b.add_forwarded(RoomName::new("a"), &info), Err(RoomError::RoomNotFound));
+    }
+}
