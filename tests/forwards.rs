@@ -202,3 +202,24 @@ async fn forwards_and_moves_together_end_consistent() {
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn the_participant_joining_where_its_copy_is_replaces_the_copy() {
+    let s = TestServer::spawn("").await;
+    let (mut in_b, _) = SignalClient::join(s.addr, &join_token("b", "watcher")).await;
+    let (_home, _) = SignalClient::join(s.addr, &join_token("a", "host")).await;
+    forward(&s, "host", "a", "b").await.unwrap();
+    in_b.recv_until("copy", |m| update_about(m, "host").is_some()).await;
+    let (_there, j) = SignalClient::join(s.addr, &join_token("b", "host")).await;
+    let me = j.participant.unwrap();
+    assert!(!j.other_participants.iter().any(|p| p.identity == "host"), "the newcomer does not see its own copy");
+    assert_eq!(identities(&s, "b").await, ["host", "watcher"], "one entry for host");
+    let listed = get(&s, "b", "host").await.unwrap();
+    assert_eq!(listed.sid, me.sid);
+    assert!(!listed.kind_details.contains(&(KindDetail::Forwarded as i32)));
+    // The one in b is a real participant now: the API can change it.
+    let mut req = proto::UpdateParticipantRequest { room: "b".into(), identity: "host".into(), ..Default::default() };
+    req.metadata = "here".into();
+    let _: proto::ParticipantInfo = s.proto("UpdateParticipant", &admin("b"), &req).await.unwrap();
+    s.stop().await;
+}

@@ -28,6 +28,9 @@ use crate::{
     proto::{self, DisconnectReason, participant_info::KindDetail, participant_info::State},
 };
 
+/// Rooms one participant may be forwarded to at once.
+pub const MAX_DESTINATIONS: usize = 16;
+
 /// A forwarded copy, as a destination room keeps it.
 #[derive(Debug, Clone)]
 pub struct Forwarded {
@@ -85,6 +88,12 @@ impl Room {
             return Err(RoomError::ParticipantNotFound);
         }
         let p = self.participants.get(identity).ok_or(RoomError::ParticipantNotFound)?;
+        if p.dependent() {
+            return Err(RoomError::CannotMove("agents and egress cannot be forwarded"));
+        }
+        if self.forwarding.get(identity).is_some_and(|f| f.to.len() >= MAX_DESTINATIONS) {
+            return Err(RoomError::CannotMove("participant is forwarded to too many rooms"));
+        }
         Ok(Arc::clone(&p.snapshot))
     }
 
@@ -96,13 +105,17 @@ impl Room {
         if p.sid.as_str() != copied.proto.sid {
             return false;
         }
-        let sid = p.sid.clone();
+        let (sid, current) = (p.sid.clone(), Arc::clone(&p.snapshot));
         let entry = self.forwarding.entry(identity).or_insert_with(|| Forwarding {
             sid,
             to: std::collections::BTreeSet::new(),
             mirrored: Arc::clone(copied),
         });
         entry.to.insert(to.clone());
+        if !Arc::ptr_eq(&current, copied) {
+            // It changed since it was copied, and the change went only to the older copies.
+            self.forward_outbox.push(ForwardNotice::Mirror { to: to.clone(), info: current });
+        }
         true
     }
 
@@ -162,6 +175,10 @@ impl Room {
         }
         if self.has_identity(&info.proto.identity) {
             return Err(RoomError::AlreadyInRoom);
+        }
+        let max = self.spec.max_participants;
+        if max > 0 && self.participant_count() >= max {
+            return Err(RoomError::RoomFull);
         }
         let snapshot = as_copy(&info.proto);
         let identity = ParticipantIdentity::new(info.proto.identity.clone());
@@ -256,6 +273,11 @@ impl Room {
         info.tracks.clear();
         info.version = info.version.wrapping_add(1);
         let hidden = info.permission.as_ref().is_some_and(|p| p.hidden);
+        if !hidden {
+            let (sid, identity) =
+                (ParticipantSid::new(info.sid.clone()), ParticipantIdentity::new(info.identity.clone()));
+            self.record_departure(&sid, &identity, info.version, now);
+        }
         self.show_copy(&info, hidden);
     }
 

@@ -114,6 +114,10 @@ impl Room {
         // Closed room, revoked token, capacity (counting a session this one replaces as gone):
         // the same verdict `/rtc/validate` gives, checked before anything changes.
         self.check_join(&spec)?;
+        if self.forwarded.contains_key(&spec.identity) {
+            // The participant itself arrives where its copy was shown: the copy goes.
+            let _ = self.remove_forwarded(spec.identity.as_str(), DisconnectReason::DuplicateIdentity);
+        }
         if self.participants.contains_key(&spec.identity) {
             // The old session is told why and leaves like any other (others see it go, as
             // LiveKit broadcasts it), before the new one arrives.
@@ -161,7 +165,8 @@ impl Room {
         if self.revoked.get(&spec.identity).is_some_and(|ts| spec.token_issued_at < *ts) {
             return Err(RoomError::TokenRevoked);
         }
-        let replacing = self.participants.get(&spec.identity).is_some_and(|p| !p.dependent());
+        let replacing = self.participants.get(&spec.identity).is_some_and(|p| !p.dependent())
+            || self.forwarded.contains_key(&spec.identity);
         let max = self.spec.max_participants;
         if max > 0 && !spec.dependent() && !replacing && self.participant_count() >= max {
             return Err(RoomError::RoomFull);
@@ -175,7 +180,7 @@ impl Room {
     }
 
     /// Whether `key`'s socket is still its participant's current one.
-    pub(super) fn holds(&self, key: &SessionKey) -> bool {
+    pub fn holds(&self, key: &SessionKey) -> bool {
         self.participants
             .get(&key.identity)
             .is_some_and(|p| p.sid == key.sid && p.outbox.connection() == key.connection)

@@ -37,7 +37,7 @@ impl Moving {
     pub fn abandon(self, reason: DisconnectReason) {
         let p = self.participant;
         tracing::warn!(participant = %p.spec.identity, "move abandoned: the destination kept disappearing");
-        p.home.finish_move(p.home.room());
+        p.home.finish_move(p.home.room(), p.outbox.connection());
         p.outbox.push_or_kick(leave_frame(reason));
     }
 }
@@ -75,11 +75,19 @@ impl Room {
     }
 
     /// Phase one: takes `identity` out of this room (checked again, under this lock). Others
-    /// see it leave with `MIGRATION`; its session's requests wait until it arrives.
+    /// see it leave with `MIGRATION`; its session's requests wait until it arrives (see
+    /// [`super::Registry::with_session`]).
     pub fn move_out(&mut self, identity: &str, now: Instant) -> Result<Moving, RoomError> {
         self.check_move_out(identity)?;
+        let (home, connection) = self
+            .participants
+            .get(identity)
+            .map(|p| (p.home(), p.outbox.connection()))
+            .ok_or(RoomError::ParticipantNotFound)?;
+        if !home.begin_move(connection) {
+            return Err(RoomError::CannotMove("participant is not connected"));
+        }
         let mut p = self.participants.remove(identity).ok_or(RoomError::ParticipantNotFound)?;
-        p.home.begin_move();
         p.bump();
         let mut info = p.snapshot.proto.clone();
         info.state = State::Disconnected as i32;
@@ -116,7 +124,9 @@ impl Room {
             self.drop_participant(identity.as_str(), reason, Some(leave_frame(reason)), now);
         }
         p.spec.grant.room = self.name.to_string();
-        let orphaned = p.home.finish_move(self.name.clone());
+        // Subscriptions named tracks of the old room; the media plane re-subscribes here.
+        p.subscriptions.clear();
+        let orphaned = p.home.finish_move(self.name.clone(), p.outbox.connection());
         p.bump();
         let (sid, hidden, publisher) = (p.sid.clone(), p.hidden(), p.is_publisher);
         let info = p.snapshot.proto.clone();
@@ -208,12 +218,13 @@ mod tests {
         let (mut a, mut b) = (room("a"), room("b"));
         let mut alice = join(&mut a, "alice", 16);
         let home = a.home_of(&ParticipantIdentity::new("alice")).unwrap();
+        let connection = alice.connection;
         drain(&mut alice);
         a.check_move_out("alice").unwrap();
         b.check_move_in("alice").unwrap();
         let moving = a.move_out("alice", Instant::now()).unwrap();
         assert!(a.participant_info("alice").is_err(), "out of the source at once");
-        assert_eq!(home.settle(SessionEnd::Lost), None, "a session ending mid-move waits for the arrival");
+        assert_eq!(home.settle(connection, SessionEnd::Lost), None, "a session ending mid-move waits for the arrival");
         b.move_in(moving, Instant::now());
         assert_eq!(home.room().as_str(), "b");
         let seen = drain(&mut alice);
@@ -227,13 +238,24 @@ mod tests {
     #[test]
     fn a_leave_during_a_move_removes_the_participant_on_arrival() {
         let (mut a, mut b) = (room("a"), room("b"));
-        let _alice = join(&mut a, "alice", 16);
+        let alice = join(&mut a, "alice", 16);
         let home = a.home_of(&ParticipantIdentity::new("alice")).unwrap();
         let moving = a.move_out("alice", Instant::now()).unwrap();
-        assert_eq!(home.settle(SessionEnd::Left(DisconnectReason::ClientInitiated)), None);
+        assert_eq!(home.settle(alice.connection, SessionEnd::Left(DisconnectReason::ClientInitiated)), None);
         b.move_in(moving, Instant::now());
         assert!(b.participant_info("alice").is_err());
         assert_eq!(b.participant_count(), 0);
+    }
+
+    #[test]
+    fn a_session_that_ended_cannot_start_a_move() {
+        let mut a = room("a");
+        let alice = join(&mut a, "alice", 16);
+        let home = a.home_of(&ParticipantIdentity::new("alice")).unwrap();
+        // The end is recorded, but not yet applied to the room (it is on its way).
+        assert_eq!(home.settle(alice.connection, SessionEnd::Lost).unwrap().as_str(), "a");
+        assert!(matches!(a.move_out("alice", Instant::now()), Err(RoomError::CannotMove(_))));
+        assert!(a.participant_info("alice").is_ok(), "still here for its end to find");
     }
 
     #[test]

@@ -58,8 +58,9 @@ pub enum SessionEnd {
 /// Which room a participant is in, shared by the participant (its room updates it when the
 /// participant moves) and its session (which sends requests and its end there).
 ///
-/// While a move is under way the participant is in no room; a session that ends then leaves
-/// its end here, and the destination applies it on arrival, so a participant can never arrive
+/// A session's end is always recorded here first. A move cannot start once the session has
+/// ended (its end may be on its way to the source room), and an end that comes while a move
+/// is under way is applied by the destination on arrival, so a participant can never arrive
 /// attached to a socket nobody serves. Locked alone, or after a room lock, never before one.
 #[derive(Debug)]
 pub struct Home(parking_lot::Mutex<HomeState>);
@@ -68,13 +69,14 @@ pub struct Home(parking_lot::Mutex<HomeState>);
 struct HomeState {
     room: RoomName,
     moving: bool,
-    orphaned: Option<SessionEnd>,
+    /// How a session (by its socket) ended, once one has.
+    ended: Option<(ConnectionId, SessionEnd)>,
 }
 
 impl Home {
     /// A participant living in `room`.
     pub fn new(room: RoomName) -> Arc<Self> {
-        Arc::new(Self(parking_lot::Mutex::new(HomeState { room, moving: false, orphaned: None })))
+        Arc::new(Self(parking_lot::Mutex::new(HomeState { room, moving: false, ended: None })))
     }
 
     /// The room the participant is in (or last left, while moving).
@@ -82,28 +84,38 @@ impl Home {
         self.0.lock().room.clone()
     }
 
-    /// A session's end: where to apply it, or `None` when a move will apply it on arrival.
-    pub fn settle(&self, end: SessionEnd) -> Option<RoomName> {
+    /// Whether a move is under way (the participant is in no room for a moment).
+    pub fn is_moving(&self) -> bool {
+        self.0.lock().moving
+    }
+
+    /// Records the end of the session on `connection`: where to apply it, or `None` when a
+    /// move will apply it on arrival.
+    pub fn settle(&self, connection: ConnectionId, end: SessionEnd) -> Option<RoomName> {
         let mut home = self.0.lock();
-        if home.moving {
-            home.orphaned = Some(end);
-            return None;
+        home.ended = Some((connection, end));
+        (!home.moving).then(|| home.room.clone())
+    }
+
+    /// The participant, served by `connection`, is leaving its room to move (under the source
+    /// room's lock). False when that session has ended: then it must not move (its end is on
+    /// the way to this room).
+    pub(super) fn begin_move(&self, connection: ConnectionId) -> bool {
+        let mut home = self.0.lock();
+        if home.ended.is_some_and(|(c, _)| c == connection) {
+            return false;
         }
-        Some(home.room.clone())
+        home.moving = true;
+        true
     }
 
-    /// The participant left its room to move (under the source room's lock).
-    pub(super) fn begin_move(&self) {
-        self.0.lock().moving = true;
-    }
-
-    /// The participant arrived in `room` (under its lock); returns a session end that happened
-    /// on the way, if any.
-    pub(super) fn finish_move(&self, room: RoomName) -> Option<SessionEnd> {
+    /// The participant, served by `connection`, arrived in `room` (under its lock); returns
+    /// that session's end if it came on the way.
+    pub(super) fn finish_move(&self, room: RoomName, connection: ConnectionId) -> Option<SessionEnd> {
         let mut home = self.0.lock();
         home.room = room;
         home.moving = false;
-        home.orphaned.take()
+        home.ended.filter(|(c, _)| *c == connection).map(|(_, end)| end)
     }
 }
 

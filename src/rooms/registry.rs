@@ -240,7 +240,7 @@ impl Registry {
     /// Applies a session's end where its participant now is (see [`Home::settle`]): a leave,
     /// or a lost socket. A participant in the middle of a move gets it on arrival.
     pub fn end_session(&self, home: &Home, key: &SessionKey, end: SessionEnd) {
-        let Some(room) = home.settle(end) else { return };
+        let Some(room) = home.settle(key.connection, end) else { return };
         match end {
             SessionEnd::Left(reason) => self.leave(&room, key, reason),
             SessionEnd::Lost => self.detach(&room, key),
@@ -262,7 +262,7 @@ impl Registry {
         let moving = self.locked(&source, |r| r.move_out(identity, now))?;
         let mut moving = Some(moving);
         for _ in 0..3 {
-            let slot = self.live_slot(&dest_name, now)?;
+            let Ok(slot) = self.live_slot(&dest_name, now) else { continue };
             let arrived = self.locked(&slot, |dest| {
                 if dest.is_closed() {
                     return false;
@@ -366,10 +366,28 @@ impl Registry {
         slot.room.lock().update_subscriptions(identity, sids, subscribe)
     }
 
-    /// Runs `f` on a session's room under its lock (requests arriving on a session's socket).
-    pub fn with_room<T>(&self, room: &RoomName, f: impl FnOnce(&mut Room) -> T) -> Option<T> {
-        let slot = self.slot(room.as_str())?;
-        Some(self.locked(&slot, f))
+    /// Runs `f` for a request on `key`'s socket, in the room its participant is in. A move in
+    /// progress takes microseconds (two short synchronous phases) and the request follows the
+    /// participant to its new room; `None` when the socket no longer holds its participant.
+    pub fn with_session<T>(&self, home: &Home, key: &SessionKey, f: impl FnOnce(&mut Room) -> T) -> Option<T> {
+        let mut f = Some(f);
+        for _ in 0..1000 {
+            if home.is_moving() {
+                std::thread::yield_now();
+                continue;
+            }
+            let room = home.room();
+            let slot = self.slot(room.as_str())?;
+            let done = self.locked(&slot, |r| if r.holds(key) { f.take().map(|f| f(r)) } else { None });
+            if done.is_some() {
+                return done;
+            }
+            // Not here: it may have moved between reading its room and locking it.
+            if !home.is_moving() && home.room() == room {
+                return None;
+            }
+        }
+        None
     }
 
     /// Runs `f` on a room under its lock, then delivers the forwarding notices it left for

@@ -182,7 +182,7 @@ impl Room {
 
     /// Participants that count toward limits and `num_participants` (not agents or egress).
     pub fn participant_count(&self) -> u32 {
-        let copies = self.forwarded.len();
+        let copies = self.forwarded.values().filter(|c| !forwarded_dependent(&c.snapshot.proto)).count();
         u32::try_from(self.participants.values().filter(|p| !p.dependent()).count() + copies).unwrap_or(u32::MAX)
     }
 
@@ -221,6 +221,12 @@ impl Room {
             version: None,
         }
     }
+}
+
+/// Agents and egress do not count, forwarded or not.
+fn forwarded_dependent(info: &proto::ParticipantInfo) -> bool {
+    info.kind == proto::participant_info::Kind::Agent as i32
+        || info.kind == proto::participant_info::Kind::Egress as i32
 }
 
 fn secs(d: Duration) -> u32 {

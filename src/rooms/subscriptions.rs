@@ -25,8 +25,14 @@ impl Room {
         track_sids: impl IntoIterator<Item = &'a String>,
         subscribe: bool,
     ) -> Result<(), RoomError> {
-        let existing: std::collections::BTreeSet<&str> =
-            self.participants.values().flat_map(|p| p.tracks.iter().map(|t| t.sid.as_str())).collect();
+        // Tracks published here and those of forwarded copies (the same publications).
+        let existing: std::collections::BTreeSet<&str> = self
+            .participants
+            .values()
+            .map(|p| &p.snapshot)
+            .chain(self.forwarded_snapshots())
+            .flat_map(|s| s.proto.tracks.iter().map(|t| t.sid.as_str()))
+            .collect();
         let mut unknown = std::collections::BTreeSet::new();
         let mut wanted = Vec::new();
         for sid in track_sids {

@@ -18,7 +18,6 @@ use tokio::time::Instant;
 
 use crate::{
     app::AppState,
-    ids::RoomName,
     proto::{self, DisconnectReason, signal_request::Message as Request, signal_response::Message as Signal},
     rooms::{Home, Inbox, SessionEnd, SessionKey, membership::PING_TIMEOUT_SECS},
 };
@@ -180,7 +179,7 @@ pub async fn run(mut socket: WebSocket, app: Arc<AppState>, home: Arc<Home>, key
                             }
                             None => continue,
                         };
-                        match handle(&app, &home.room(), &key, request) {
+                        match handle(&app, &home, &key, request) {
                             Handled::Reply(frame) => {
                                 match write_batch(&mut socket, frame, &mut frames, &kick, json).await {
                                     Ok(Written::More) => {}
@@ -313,7 +312,7 @@ enum Handled {
 }
 
 /// One client request.
-fn handle(app: &AppState, room: &RoomName, key: &SessionKey, request: proto::SignalRequest) -> Handled {
+fn handle(app: &AppState, home: &Home, key: &SessionKey, request: proto::SignalRequest) -> Handled {
     let reply = |m: Signal| Handled::Reply(Bytes::from(proto::SignalResponse { message: Some(m) }.encode_to_vec()));
     match request.message {
         Some(Request::Ping(_)) => reply(Signal::Pong(app.clock.now_ms())),
@@ -323,23 +322,23 @@ fn handle(app: &AppState, room: &RoomName, key: &SessionKey, request: proto::Sig
         Some(Request::Leave(leave)) => Handled::Leave(leave_reason(leave.reason)),
         // These change the room: the room answers through the session's queue, in order.
         Some(Request::AddTrack(req)) => {
-            app.registry.with_room(room, |r| r.add_track(key, req));
+            app.registry.with_session(home, key, |r| r.add_track(key, req));
             Handled::Nothing
         }
         Some(Request::Mute(req)) => {
-            app.registry.with_room(room, |r| r.client_mute(key, &req.sid, req.muted));
+            app.registry.with_session(home, key, |r| r.client_mute(key, &req.sid, req.muted));
             Handled::Nothing
         }
         Some(Request::UpdateMetadata(req)) => {
-            app.registry.with_room(room, |r| r.update_own_metadata(key, req, &app.config.limit));
+            app.registry.with_session(home, key, |r| r.update_own_metadata(key, req, &app.config.limit));
             Handled::Nothing
         }
         Some(Request::Subscription(req)) => {
-            app.registry.with_room(room, |r| r.client_subscription(key, &req));
+            app.registry.with_session(home, key, |r| r.client_subscription(key, &req));
             Handled::Nothing
         }
         Some(Request::SyncState(state)) => {
-            app.registry.with_room(room, |r| r.sync_state(key, &state));
+            app.registry.with_session(home, key, |r| r.sync_state(key, &state));
             Handled::Nothing
         }
         Some(other) => {
