@@ -105,7 +105,8 @@ async fn a_forwarded_publisher_appears_in_each_destination_and_stays_in_sync() {
     // RemoveParticipant in c removes only c's copy.
     let who = proto::RoomParticipantIdentity { room: "c".into(), identity: "host".into(), ..Default::default() };
     let _: proto::RemoveParticipantResponse = s.proto("RemoveParticipant", &admin("c"), &who).await.unwrap();
-    in_c.recv_until("c's copy gone", gone("host")).await;
+    let m = in_c.recv_until("c's copy gone", gone("host")).await;
+    let gone_version = update_about(&m, "host").unwrap().version;
     assert_eq!(identities(&s, "c").await, ["watcher-c"]);
     assert!(get(&s, "b", "host").await.is_ok());
     assert!(get(&s, "a", "host").await.is_ok());
@@ -113,8 +114,10 @@ async fn a_forwarded_publisher_appears_in_each_destination_and_stays_in_sync() {
     assert!(!host.seen.iter().any(|m| matches!(m, proto::signal_response::Message::Leave(_))), "the host stays");
     // Forwarding to c can start again; further changes reach b only until then.
     forward(&s, "host", "a", "c").await.unwrap();
-    in_c.recv_until("copy back", |m| update_about(m, "host").is_some_and(|p| p.state != State::Disconnected as i32))
+    let m = in_c
+        .recv_until("copy back", |m| update_about(m, "host").is_some_and(|p| p.state != State::Disconnected as i32))
         .await;
+    assert!(update_about(&m, "host").unwrap().version > gone_version, "versions never go back in one room");
 
     // The host leaving its room removes every copy.
     host.send(Req::Leave(proto::LeaveRequest {
@@ -122,8 +125,11 @@ async fn a_forwarded_publisher_appears_in_each_destination_and_stays_in_sync() {
         ..Default::default()
     }))
     .await;
-    in_b.recv_until("b's copy gone", gone("host")).await;
-    in_c.recv_until("c's copy gone", gone("host")).await;
+    for watcher in [&mut in_b, &mut in_c] {
+        let m = watcher.recv_until("copy gone with the host", gone("host")).await;
+        let why = update_about(&m, "host").unwrap().disconnect_reason;
+        assert_eq!(why, DisconnectReason::ClientInitiated as i32, "the copy goes for the host's reason");
+    }
     assert_eq!(identities(&s, "b").await, ["watcher-b"]);
     assert_eq!(identities(&s, "c").await, ["watcher-c"]);
     s.stop().await;

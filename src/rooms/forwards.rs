@@ -38,6 +38,9 @@ pub struct Forwarded {
     pub from: RoomName,
     /// The info shown here: the source's, marked FORWARDED.
     pub snapshot: Arc<ParticipantSnapshot>,
+    /// Added to the source's versions, so that a copy shown again after being removed here
+    /// never goes back below the version its removal was announced with.
+    offset: u32,
 }
 
 /// What the source room remembers of one forwarded participant.
@@ -56,7 +59,7 @@ pub enum ForwardNotice {
     /// To a destination: the participant's info changed.
     Mirror { to: RoomName, info: Arc<ParticipantSnapshot> },
     /// To a destination: the participant is gone from its source; drop the copy.
-    Stop { to: RoomName, identity: ParticipantIdentity, sid: ParticipantSid },
+    Stop { to: RoomName, identity: ParticipantIdentity, sid: ParticipantSid, reason: DisconnectReason },
     /// To the source: a destination dropped its copy; stop forwarding there.
     Unforward { to: RoomName, identity: ParticipantIdentity, sid: ParticipantSid, from: RoomName },
 }
@@ -71,8 +74,9 @@ impl ForwardNotice {
 }
 
 /// The source's info as a destination shows it.
-fn as_copy(info: &proto::ParticipantInfo) -> Arc<ParticipantSnapshot> {
+fn as_copy(info: &proto::ParticipantInfo, offset: u32) -> Arc<ParticipantSnapshot> {
     let mut copy = info.clone();
+    copy.version = copy.version.wrapping_add(offset);
     if !copy.kind_details.contains(&(KindDetail::Forwarded as i32)) {
         copy.kind_details.push(KindDetail::Forwarded as i32);
     }
@@ -144,11 +148,20 @@ impl Room {
                     }
                 }
                 _ => {
+                    // Why it left, from this room's log (a move, a removal, a leave…).
+                    let reason = self
+                        .departures
+                        .iter()
+                        .rev()
+                        .find(|d| d.info.sid == f.sid.as_str())
+                        .and_then(|d| DisconnectReason::try_from(d.info.disconnect_reason).ok())
+                        .unwrap_or(DisconnectReason::UnknownReason);
                     for to in &f.to {
                         out.push(ForwardNotice::Stop {
                             to: to.clone(),
                             identity: identity.clone(),
                             sid: f.sid.clone(),
+                            reason,
                         });
                     }
                     gone.push(identity.clone());
@@ -180,10 +193,14 @@ impl Room {
         if max > 0 && self.participant_count() >= max {
             return Err(RoomError::RoomFull);
         }
-        let snapshot = as_copy(&info.proto);
+        // Shown here before and removed? Continue above the version its removal carried.
+        let offset = self
+            .departure_of(&info.proto.sid)
+            .map_or(0, |gone| gone.version.saturating_add(1).saturating_sub(info.proto.version));
+        let snapshot = as_copy(&info.proto, offset);
         let identity = ParticipantIdentity::new(info.proto.identity.clone());
         let hidden = info.proto.permission.as_ref().is_some_and(|p| p.hidden);
-        self.forwarded.insert(identity.clone(), Forwarded { from, snapshot: Arc::clone(&snapshot) });
+        self.forwarded.insert(identity.clone(), Forwarded { from, snapshot: Arc::clone(&snapshot), offset });
         self.refresh();
         tracing::info!(room = %self.name, participant = %identity, "forwarded participant added");
         self.show_copy(&snapshot.proto, hidden);
@@ -221,21 +238,22 @@ impl Room {
         match notice {
             ForwardNotice::Mirror { info, .. } => {
                 let Some(copy) = self.forwarded.get_mut(info.proto.identity.as_str()) else { return };
-                if copy.snapshot.proto.sid != info.proto.sid || copy.snapshot.proto.version >= info.proto.version {
+                let shown = info.proto.version.wrapping_add(copy.offset);
+                if copy.snapshot.proto.sid != info.proto.sid || copy.snapshot.proto.version >= shown {
                     return;
                 }
-                copy.snapshot = as_copy(&info.proto);
+                copy.snapshot = as_copy(&info.proto, copy.offset);
                 let shown = copy.snapshot.proto.clone();
                 let hidden = shown.permission.as_ref().is_some_and(|p| p.hidden);
                 self.refresh();
                 self.show_copy(&shown, hidden);
             }
-            ForwardNotice::Stop { identity, sid, .. } => {
+            ForwardNotice::Stop { identity, sid, reason, .. } => {
                 if self.forwarded.get(&identity).is_some_and(|c| c.snapshot.proto.sid == sid.as_str())
                     && let Some(copy) = self.forwarded.remove(&identity)
                 {
                     tracing::info!(room = %self.name, participant = %identity, "forwarding stopped at the source");
-                    self.hide_copy(&copy, DisconnectReason::UnknownReason, now);
+                    self.hide_copy(&copy, reason, now);
                 }
             }
             ForwardNotice::Unforward { identity, sid, from, .. } => {
@@ -276,7 +294,7 @@ impl Room {
         if !hidden {
             let (sid, identity) =
                 (ParticipantSid::new(info.sid.clone()), ParticipantIdentity::new(info.identity.clone()));
-            self.record_departure(&sid, &identity, info.version, now);
+            self.record_departure(&sid, &identity, info.version, reason, now);
         }
         self.show_copy(&info, hidden);
     }
@@ -349,7 +367,7 @@ mod tests {
             ForwardNotice::Mirror { to: RoomName::new("b"), info: Arc::clone(&info) },
             Instant::now(),
         );
-        assert_eq!(b.participant_info("host").unwrap().version, as_copy(&newer.proto).proto.version);
+        assert_eq!(b.participant_info("host").unwrap().version, as_copy(&newer.proto, 0).proto.version);
         assert_eq!(b.participant_info("host").unwrap().metadata, "v2");
 
         a.remove("host", DisconnectReason::ParticipantRemoved, 0, Instant::now()).unwrap();

@@ -324,7 +324,7 @@ impl Room {
         // Dropping `p` drops its outbox: the session writes what is queued, then closes.
         let (sid, hidden, publisher) = (p.sid.clone(), p.hidden(), p.is_publisher);
         if !hidden {
-            self.record_departure(&sid, &p.spec.identity, p.version, now);
+            self.record_departure(&sid, &p.spec.identity, p.version, reason, now);
         }
         drop(p);
         // Departures of publishers go out at once (their tracks vanish); others are batched.

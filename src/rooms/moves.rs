@@ -100,7 +100,7 @@ impl Room {
         self.refresh();
         let (sid, hidden, publisher) = (p.sid.clone(), p.hidden(), p.is_publisher);
         if !hidden {
-            self.record_departure(&sid, &p.spec.identity, p.version, now);
+            self.record_departure(&sid, &p.spec.identity, p.version, DisconnectReason::Migration, now);
         }
         if publisher {
             self.broadcast(&sid, info, hidden, false);

@@ -434,6 +434,7 @@ impl Registry {
                     to: dest_name.clone(),
                     identity: crate::ids::ParticipantIdentity::new(identity),
                     sid: ParticipantSid::new(info.proto.sid.clone()),
+                    reason: proto::DisconnectReason::UnknownReason,
                 },
                 now,
             );

@@ -50,7 +50,7 @@ fn unnoticed() -> Duration {
 #[derive(Debug, Clone)]
 pub struct Departure {
     at: Instant,
-    info: proto::ParticipantInfo,
+    pub(super) info: proto::ParticipantInfo,
 }
 
 /// Recent departures, oldest first, none older than the room's departure window.
@@ -166,12 +166,19 @@ impl Room {
         Ok(sid)
     }
 
-    /// Notes a departure for clients that resume later.
+    /// The last departure of session `sid` still in the log (its version and reason).
+    pub(super) fn departure_of(&self, sid: &str) -> Option<&proto::ParticipantInfo> {
+        self.departures.iter().rev().map(|d| &d.info).find(|i| i.sid == sid)
+    }
+
+    /// Notes a departure for clients that resume later (and for forwarded copies, which learn
+    /// the reason from it).
     pub(super) fn record_departure(
         &mut self,
         sid: &ParticipantSid,
         identity: &ParticipantIdentity,
         version: u32,
+        reason: DisconnectReason,
         now: Instant,
     ) {
         self.departures.push_back(Departure {
@@ -181,6 +188,7 @@ impl Room {
                 identity: identity.to_string(),
                 version,
                 state: State::Disconnected as i32,
+                disconnect_reason: reason as i32,
                 ..Default::default()
             },
         });
