@@ -6,15 +6,19 @@
 //!               main.rs (CLI: serve, token)   cli.rs (flags → config::Overrides)
 //!                  │
 //!              server.rs ── binds listeners, runs http::service until shutdown
-//!              http.rs   ── the axum service: panic guard, trace, CORS, body limit, auth, routes
+//!              http.rs   ── the axum service: one front middleware (span, CORS, panic guard,
+//!                           body limit, auth), then the routes
 //!                  │
 //!     twirp/ ── RoomService over Twirp        signal/ ── the /rtc WebSocket: validation,
 //!               (routing, codec, errors,                 join, the per-session socket loop
 //!                the 14 handlers)
 //!                  │
 //!               rooms/   ── the domain: registry of rooms, room state, membership
-//!                           (who is in a room, who is told what), limits
-//!                  │
+//!                           (who is in a room, who is told what), resume, moves,
+//!                           forwards, limits; events for the backend go out through a port
+//!                  │                                       │
+//!                  │                         webhooks/ ── signs and delivers them, per room
+//!                  │                                      in order, retried
 //!     auth/ (tokens, grants)   config/ (LiveKit YAML)   ids.rs   clock.rs   proto (generated)
 //! ```
 //!
@@ -44,3 +48,4 @@ pub mod rooms;
 pub mod server;
 pub mod signal;
 pub mod twirp;
+pub mod webhooks;

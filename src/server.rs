@@ -100,6 +100,11 @@ impl Server {
             tracing::info!(grace = ?SHUTDOWN_GRACE, "requests still open after the grace period; closing them");
             self.tasks.abort_all();
         }
+        // Rooms are closed now (their last events are queued): queued webhooks get the same
+        // grace to go out.
+        if let Some(webhooks) = &self.app.webhooks {
+            webhooks.shutdown(SHUTDOWN_GRACE).await;
+        }
     }
 
     /// Waits until a listener fails (normally never).

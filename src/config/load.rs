@@ -108,12 +108,12 @@ pub fn load(yaml: &str, overrides: &Overrides, read_file: ReadFile<'_>) -> Resul
 
     r.set_str(&root, "webhook.api_key", &mut c.webhook.api_key);
     r.set_list(&root, "webhook.urls", &mut c.webhook.urls);
+    r.set_list(&root, "webhook.filter_params.include_events", &mut c.webhook.include_events);
+    r.set_list(&root, "webhook.filter_params.exclude_events", &mut c.webhook.exclude_events);
+    r.set_u32(&root, "webhook.resource_url_notifier.max_depth", &mut c.webhook.max_depth);
     r.set_str(&root, "redis.address", &mut c.redis_address);
     if !c.redis_address.is_empty() {
         r.unsupported.push(format!("redis.address ({})", super::schema::CLUSTER));
-    }
-    if !c.webhook.urls.is_empty() {
-        r.unsupported.push("webhook.urls (webhook delivery is not served yet)".into());
     }
 
     // Flags and environment win over the file.

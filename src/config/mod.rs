@@ -127,13 +127,41 @@ pub struct LimitConfig {
     pub signal_message_size_limit: u64,
 }
 
-/// `webhook.*` keys. Delivery arrives with the webhook issue; the keys are validated now.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// `webhook.*` keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookConfig {
     /// `webhook.api_key`: which configured key signs deliveries.
     pub api_key: String,
     /// `webhook.urls`: receivers.
     pub urls: Vec<String>,
+    /// `webhook.filter_params.include_events`: only these events (takes precedence). Usher's
+    /// extra events (`participant_updated`, `room_metadata_changed`) are sent only when listed
+    /// here, so receivers written for LiveKit never see events they do not know.
+    pub include_events: Vec<String>,
+    /// `webhook.filter_params.exclude_events`: every event but these.
+    pub exclude_events: Vec<String>,
+    /// `webhook.resource_url_notifier.max_depth`: events waiting per room and receiver before
+    /// new ones are dropped (default 200, as LiveKit).
+    pub max_depth: u32,
+    /// How long an event may wait before it is sent, else it is dropped (30 s, as LiveKit).
+    /// Not a YAML key yet.
+    pub max_age: Duration,
+    /// First retry delay; doubles per attempt up to 30 s (1 s; tests shorten it). Not a YAML key.
+    pub retry_base: Duration,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            api_key: String::new(),
+            urls: Vec::new(),
+            include_events: Vec::new(),
+            exclude_events: Vec::new(),
+            max_depth: 200,
+            max_age: Duration::from_secs(30),
+            retry_base: Duration::from_secs(1),
+        }
+    }
 }
 
 impl Default for LoggingConfig {

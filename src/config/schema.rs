@@ -107,9 +107,9 @@ pub(super) const ROOT: &[(&str, Node)] = &[
         Section(&[
             ("api_key", Leaf(Str)),
             ("urls", Leaf(StrList)),
-            ("resource_url_notifier", Unsupported(LATER)),
+            ("resource_url_notifier", Section(&[("max_depth", Leaf(U32)), ("max_age", Unsupported(LATER))])),
             ("url_notifier", Unsupported(LATER)),
-            ("filter_params", Unsupported(LATER)),
+            ("filter_params", Section(&[("include_events", Leaf(StrList)), ("exclude_events", Leaf(StrList))])),
         ]),
     ),
     (

@@ -118,6 +118,11 @@ impl Room {
         let (revoked, kept): (Vec<_>, Vec<_>) =
             std::mem::take(&mut p.tracks).into_iter().partition(|t| !source_allowed(&p.spec.permission, t.source));
         p.tracks = kept;
+        let owner = p.snapshot.proto.clone();
+        for track in &revoked {
+            self.emit_track(super::events::names::TRACK_UNPUBLISHED, &owner, track.clone());
+        }
+        let Some(p) = self.participants.get_mut(identity) else { return };
         for track in &revoked {
             // Clients before protocol 7 only understand being muted.
             let frame = if p.spec.protocol > 6 {
@@ -236,8 +241,10 @@ impl Room {
         p.track_cids.insert(track.sid.clone(), req.cid.clone());
         let published = proto::TrackPublishedResponse { cid: req.cid, track: Some(track.clone()) };
         p.outbox.push_or_kick(encode_signal(Signal::TrackPublished(published)));
-        p.tracks.push(track);
+        p.tracks.push(track.clone());
         p.is_publisher = true;
+        let owner = p.snapshot.proto.clone();
+        self.emit_track(super::events::names::TRACK_PUBLISHED, &owner, track);
         self.refresh();
         self.announce(identity.as_str(), false);
     }
@@ -313,6 +320,9 @@ impl Room {
         let info = p.to_proto();
         let (sid, hidden) = (p.sid.clone(), p.hidden());
         // The update first, then the token, as LiveKit orders them.
+        if claims_changed {
+            self.emit(super::events::names::PARTICIPANT_UPDATED, Some(info.clone()));
+        }
         self.broadcast(&sid, info, hidden, true);
         if claims_changed {
             self.send_refresh_token(identity);

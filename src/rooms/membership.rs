@@ -150,6 +150,7 @@ impl Room {
         let hidden = p.hidden();
         self.participants.insert(identity.clone(), p);
         self.refresh();
+        self.emit(super::events::names::PARTICIPANT_JOINED, Some(info.clone()));
         // Everyone, the newcomer included, learns of the JOINED state with the next batch (it
         // is not a publisher yet); its first refresh token goes now, as LiveKit's does.
         self.queue_presence(&sid, info, hidden);
@@ -280,10 +281,27 @@ impl Room {
     /// Sends everyone a leave with `reason` and drops them all (room closing, server stop).
     pub fn disconnect_all(&mut self, reason: DisconnectReason) {
         let frame = leave_frame(reason);
-        for p in std::mem::take(&mut self.participants).into_values() {
-            p.outbox.push_or_kick(frame.clone());
-        }
+        let gone = std::mem::take(&mut self.participants);
         self.refresh();
+        for mut p in gone.into_values() {
+            p.outbox.push_or_kick(frame.clone());
+            self.emit_departure(&mut p, reason);
+        }
+    }
+
+    /// Tells the backend a participant left: its tracks unpublished, then the departure (as
+    /// LiveKit orders them). Clears its tracks and bumps its version; returns its last info.
+    fn emit_departure(&self, p: &mut Participant, reason: DisconnectReason) -> proto::ParticipantInfo {
+        let before = p.snapshot.proto.clone();
+        for track in std::mem::take(&mut p.tracks) {
+            self.emit_track(super::events::names::TRACK_UNPUBLISHED, &before, track);
+        }
+        p.state = State::Disconnected;
+        p.bump();
+        let mut info = p.to_proto();
+        info.disconnect_reason = reason as i32;
+        self.emit(super::events::names::PARTICIPANT_LEFT, Some(info.clone()));
+        info
     }
 
     /// Sends one frame to every participant; stalled ones are dropped.
@@ -312,9 +330,7 @@ impl Room {
         }
         p.state = State::Disconnected;
         // Its tracks end with it; the last info others get lists none.
-        p.tracks.clear();
-        p.bump();
-        let mut info = p.to_proto();
+        let mut info = self.emit_departure(&mut p, reason);
         info.disconnect_reason = reason as i32;
         tracing::info!(room = %self.name, participant = %p.spec.identity, reason = ?reason, "participant left");
         if !p.dependent() && self.participant_count() == 0 {

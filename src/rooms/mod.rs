@@ -6,6 +6,7 @@
 
 mod changes;
 pub mod error;
+pub mod events;
 mod forwards;
 pub mod limits;
 pub mod membership;

@@ -94,6 +94,7 @@ impl Room {
         info.disconnect_reason = DisconnectReason::Migration as i32;
         info.tracks.clear();
         tracing::info!(room = %self.name, participant = %identity, "participant moving out");
+        self.emit(super::events::names::PARTICIPANT_LEFT, Some(info.clone()));
         if !p.dependent() && self.participant_count() == 0 {
             self.last_departure = Some(now);
         }
@@ -135,6 +136,7 @@ impl Room {
         self.participants.insert(identity.clone(), p);
         self.refresh();
         tracing::info!(room = %self.name, participant = %identity, "participant moved in");
+        self.emit(super::events::names::PARTICIPANT_JOINED, Some(info.clone()));
 
         // The token names this room; everything else in the grant is kept.
         let token = self.refresher.refresh(self.name.as_str(), &info, &grant, expiry).unwrap_or_default();

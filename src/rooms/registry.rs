@@ -20,6 +20,7 @@ use crate::{
     proto,
     rooms::{
         ParticipantSnapshot, SnapshotList,
+        events::EventSink,
         forwards::ForwardNotice,
         participant::{Home, JoinSpec, Outbox, SessionEnd, SessionKey, TokenRefresher},
     },
@@ -41,6 +42,7 @@ struct Inner {
     clock: SharedClock,
     defaults: RoomDefaults,
     refresher: Arc<dyn TokenRefresher>,
+    events: Arc<dyn EventSink>,
 }
 
 /// The room's snapshot, unless it was closed (and is about to leave the map).
@@ -88,7 +90,17 @@ pub struct CreateRequest {
 impl Registry {
     /// An empty registry.
     pub fn new(defaults: RoomDefaults, clock: SharedClock, refresher: Arc<dyn TokenRefresher>) -> Self {
-        Self { inner: Arc::new(Inner { rooms: DashMap::new(), clock, defaults, refresher }) }
+        Self::with_events(defaults, clock, refresher, Arc::new(super::events::NoEvents))
+    }
+
+    /// An empty registry whose rooms send their events to `events` (webhooks).
+    pub fn with_events(
+        defaults: RoomDefaults,
+        clock: SharedClock,
+        refresher: Arc<dyn TokenRefresher>,
+        events: Arc<dyn EventSink>,
+    ) -> Self {
+        Self { inner: Arc::new(Inner { rooms: DashMap::new(), clock, defaults, refresher, events }) }
     }
 
     fn slot(&self, name: &str) -> Option<Arc<RoomSlot>> {
@@ -129,7 +141,10 @@ impl Registry {
             max_participants: if req.max_participants == 0 { d.max_participants } else { req.max_participants },
             metadata: req.metadata,
         };
-        let room = Room::new(req.name, spec, self.inner.clock.now_ms(), now, Arc::clone(&self.inner.refresher));
+        let mut room = Room::new(req.name, spec, self.inner.clock.now_ms(), now, Arc::clone(&self.inner.refresher));
+        room.set_events(Arc::clone(&self.inner.events));
+        // Under the map's entry guard: nothing can happen in the room before it started.
+        room.emit(super::events::names::ROOM_STARTED, None);
         let snapshot = room.snapshot();
         tracing::info!(room = %snapshot.proto.name, sid = %snapshot.proto.sid, "room created");
         (Arc::new(RoomSlot { room: Mutex::new(room) }), snapshot)
@@ -491,9 +506,9 @@ impl Registry {
         }
     }
 
-    /// Tells every session in every room to leave with `reason` (server shutdown).
+    /// Closes every room, telling every session to leave with `reason` (server shutdown).
     pub fn disconnect_everyone(&self, reason: proto::DisconnectReason) {
-        self.for_each_room(|room| room.disconnect_all(reason));
+        self.for_each_room(|room| room.close(reason));
     }
 
     /// Sends every participant a fresh refresh token.

@@ -83,6 +83,8 @@ pub struct Room {
     pub(super) snapshot: Arc<RoomSnapshot>,
     /// Mints refresh tokens for participants whose claims change.
     pub(super) refresher: Arc<dyn TokenRefresher>,
+    /// Where events for the app's backend go (webhooks).
+    pub(super) events: Arc<dyn super::events::EventSink>,
 }
 
 impl std::fmt::Debug for dyn TokenRefresher {
@@ -113,6 +115,7 @@ impl Room {
             announced_counts: (0, 0),
             snapshot: RoomSnapshot::new(proto::Room::default()),
             refresher,
+            events: Arc::new(super::events::NoEvents),
         };
         room.refresh();
         room
@@ -136,9 +139,13 @@ impl Room {
     /// Closes the room: every participant gets a leave with `reason` and is dropped.
     /// Idempotent.
     pub fn close(&mut self, reason: proto::DisconnectReason) {
+        let was_open = !self.closed;
         self.closed = true;
         self.drop_all_forwarded();
         self.disconnect_all(reason);
+        if was_open {
+            self.emit(super::events::names::ROOM_FINISHED, None);
+        }
     }
 
     /// Replaces the metadata (an empty string clears it, as LiveKit). Returns whether it changed.
@@ -147,6 +154,7 @@ impl Room {
         self.spec.metadata = metadata;
         if changed {
             self.refresh();
+            self.emit(super::events::names::ROOM_METADATA_CHANGED, None);
             // Everyone sees the new room (LiveKit sends RoomUpdate on metadata at once).
             self.send_room_update();
         }

@@ -35,8 +35,10 @@ impl TestServer {
         let overrides = Overrides { bind: vec!["127.0.0.1".into()], port: Some(0), ..Default::default() };
         let no_files = |_: &std::path::Path| Err(std::io::Error::other("no key files in tests"));
         let mut config = config::load(&yaml, &overrides, &no_files).expect("test config is valid");
-        // Presence batches every 50 ms instead of 3 s, so tests wait less (same code path).
+        // Presence batches every 50 ms instead of 3 s, so tests wait less (same code path);
+        // webhook retries start at 50 ms instead of 1 s.
         config.room.update_batch_interval = std::time::Duration::from_millis(50);
+        config.webhook.retry_base = std::time::Duration::from_millis(50);
         let server = Server::start(config, Arc::new(SystemClock)).await.expect("server starts");
         let addr = server.addrs()[0];
         Self { server: Some(server), addr, http: Client::new() }
