@@ -57,8 +57,8 @@ pub struct Departure {
 pub type DepartureLog = VecDeque<Departure>;
 
 impl Room {
-    /// `key`'s socket was lost (closed without a leave, silent past the ping timeout, or too
-    /// slow to write to). The participant waits for a resume until [`Self::expire_detached`]
+    /// `key`'s socket was lost (closed without a leave, broken, or silent past the ping
+    /// timeout). The participant waits for a resume until [`Self::expire_detached`]
     /// removes it; with a zero window it is removed at once (`SIGNAL_CLOSE`). A socket that is
     /// no longer current changes nothing. Returns whether the participant was found.
     pub fn detach(&mut self, key: &SessionKey, now: Instant) -> bool {

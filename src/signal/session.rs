@@ -3,10 +3,10 @@
 //! The writer side drains the participant's bounded queue (frames the room produced, in the
 //! room's order); the reader side answers pings itself and hands other requests to the
 //! registry. The session ends when the client leaves (the participant leaves the room), the
-//! socket is lost (closed without a leave, silent for the ping timeout, or too slow to write
-//! to: the participant waits in the room for a resume), the room drops the participant or a
-//! resume takes it over (the queue closes), or it is kicked for not reading. Cleanup runs
-//! after the loop on every path.
+//! socket is lost (closed without a leave, broken, or silent for the ping timeout: the
+//! participant waits in the room for a resume), the client stops reading (a write outlives its
+//! deadline, or the room kicks it: it is removed), or the room drops the participant or a
+//! resume takes it over (the queue closes). Cleanup runs after the loop on every path.
 
 use std::{sync::Arc, time::Duration};
 
@@ -40,9 +40,11 @@ enum Ending {
 
 /// Why a write did not complete.
 enum WriteFailed {
-    /// Socket error or the deadline passed.
+    /// The socket failed.
     Broken,
-    /// The room dropped the participant for not reading.
+    /// The write did not finish within [`WRITE_DEADLINE`]: the client stopped reading.
+    Stalled,
+    /// The room gave up on the participant for not reading (its queue overflowed).
     Kicked,
 }
 
@@ -85,7 +87,8 @@ async fn write_batch(
     tokio::select! {
         written = tokio::time::timeout(WRITE_DEADLINE, write) => match written {
             Ok(Ok(w)) => Ok(w),
-            _ => Err(WriteFailed::Broken),
+            Ok(Err(_)) => Err(WriteFailed::Broken),
+            Err(_) => Err(WriteFailed::Stalled),
         },
         () = kick.notified() => Err(WriteFailed::Kicked),
     }
@@ -215,12 +218,15 @@ pub async fn run(mut socket: WebSocket, app: Arc<AppState>, home: Arc<Home>, key
     tracing::debug!(%sid, ?ending, "session ended");
 }
 
-/// A failed write counts as a lost socket. A client kicked for not reading was either removed
-/// by the room already (then the detach finds nothing to do) or overflowed a frame meant for
-/// it alone; then it waits for a resume like any lost socket, and a resume sends it the whole
-/// state again.
-fn failed(_: &WriteFailed) -> Ending {
-    Ending::Lost
+/// How a failed write ends the session. A broken socket is a lost connection: the
+/// participant waits for a resume. A client that stopped reading (the write deadline passed,
+/// or its queue overflowed) is removed with `SIGNAL_CLOSE`, as the room does when a broadcast
+/// finds it full; if the room removed it already, the leave finds nothing to do.
+fn failed(e: &WriteFailed) -> Ending {
+    match e {
+        WriteFailed::Broken => Ending::Lost,
+        WriteFailed::Stalled | WriteFailed::Kicked => Ending::Left(DisconnectReason::SignalClose),
+    }
 }
 
 /// Sends the close frame, then reads (and drops) what the client still sends until its own
