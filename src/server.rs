@@ -100,8 +100,9 @@ impl Server {
             tracing::info!(grace = ?SHUTDOWN_GRACE, "requests still open after the grace period; closing them");
             self.tasks.abort_all();
         }
-        // Rooms are closed now (their last events are queued): queued webhooks get the same
-        // grace to go out.
+        // Rooms created by requests during the grace period close too, so every room's last
+        // events are queued; then queued webhooks get the same grace to go out.
+        self.app.registry.disconnect_everyone(crate::proto::DisconnectReason::ServerShutdown);
         if let Some(webhooks) = &self.app.webhooks {
             webhooks.shutdown(SHUTDOWN_GRACE).await;
         }

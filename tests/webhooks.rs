@@ -189,3 +189,31 @@ async fn a_hung_receiver_slows_nothing_and_drops_are_counted() {
     assert!(stats.dropped_full.load(Ordering::SeqCst) >= 15, "{}", stats.dropped_full.load(Ordering::SeqCst));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_room_recreated_under_the_same_name_starts_after_the_old_one_finished() {
+    let r = Arc::new(Received::default());
+    let addr = receiver(Arc::clone(&r)).await;
+    let s = TestServer::spawn(&config(addr, "")).await;
+    let (_a, _) = SignalClient::join(s.addr, &join_token("again", "a")).await;
+    let _: proto::DeleteRoomResponse = s
+        .proto("DeleteRoom", &common::create_list(), &proto::DeleteRoomRequest { room: "again".into() })
+        .await
+        .unwrap();
+    let (_b, _) = SignalClient::join(s.addr, &join_token("again", "b")).await;
+    let events = wait_for(&r, 6).await;
+    assert_eq!(
+        names(&events),
+        [
+            "room_started",
+            "participant_joined",
+            "participant_left",
+            "room_finished",
+            "room_started",
+            "participant_joined"
+        ]
+    );
+    assert_eq!(events[2]["participant"]["disconnectReason"], "ROOM_DELETED");
+    assert_ne!(events[0]["room"]["sid"], events[4]["room"]["sid"]);
+    s.stop().await;
+}

@@ -329,14 +329,15 @@ impl Room {
             p.outbox.push_or_kick(frame);
         }
         p.state = State::Disconnected;
+        if !p.dependent() && self.participant_count() == 0 {
+            self.last_departure = Some(now);
+        }
+        // The room as it is without them, for the events and everyone after.
+        self.refresh();
         // Its tracks end with it; the last info others get lists none.
         let mut info = self.emit_departure(&mut p, reason);
         info.disconnect_reason = reason as i32;
         tracing::info!(room = %self.name, participant = %p.spec.identity, reason = ?reason, "participant left");
-        if !p.dependent() && self.participant_count() == 0 {
-            self.last_departure = Some(now);
-        }
-        self.refresh();
         // Dropping `p` drops its outbox: the session writes what is queued, then closes.
         let (sid, hidden, publisher) = (p.sid.clone(), p.hidden(), p.is_publisher);
         if !hidden {

@@ -94,11 +94,15 @@ impl Room {
         info.disconnect_reason = DisconnectReason::Migration as i32;
         info.tracks.clear();
         tracing::info!(room = %self.name, participant = %identity, "participant moving out");
-        self.emit(super::events::names::PARTICIPANT_LEFT, Some(info.clone()));
         if !p.dependent() && self.participant_count() == 0 {
             self.last_departure = Some(now);
         }
         self.refresh();
+        // For the backend, its tracks leave this room with it (and arrive in the next).
+        for track in &p.tracks {
+            self.emit_track(super::events::names::TRACK_UNPUBLISHED, &p.snapshot.proto, track.clone());
+        }
+        self.emit(super::events::names::PARTICIPANT_LEFT, Some(info.clone()));
         let (sid, hidden, publisher) = (p.sid.clone(), p.hidden(), p.is_publisher);
         if !hidden {
             self.record_departure(&sid, &p.spec.identity, p.version, DisconnectReason::Migration, now);
@@ -137,6 +141,9 @@ impl Room {
         self.refresh();
         tracing::info!(room = %self.name, participant = %identity, "participant moved in");
         self.emit(super::events::names::PARTICIPANT_JOINED, Some(info.clone()));
+        for track in &info.tracks {
+            self.emit_track(super::events::names::TRACK_PUBLISHED, &info, track.clone());
+        }
 
         // The token names this room; everything else in the grant is kept.
         let token = self.refresher.refresh(self.name.as_str(), &info, &grant, expiry).unwrap_or_default();

@@ -169,8 +169,18 @@ impl Registry {
 
     /// Closes and forgets a room.
     pub fn delete_room(&self, name: &str) -> Result<(), RoomError> {
-        let (_, slot) = self.inner.rooms.remove(name).ok_or(RoomError::RoomNotFound)?;
-        self.locked(&slot, |r| r.close(proto::DisconnectReason::RoomDeleted));
+        // Closed under its lock first, then removed (only this exact room): a room of the same
+        // name created meanwhile starts after this one finished, for sessions and webhooks.
+        let slot = self.slot(name).ok_or(RoomError::RoomNotFound)?;
+        let was_open = self.locked(&slot, |r| {
+            let open = !r.is_closed();
+            r.close(proto::DisconnectReason::RoomDeleted);
+            open
+        });
+        self.inner.rooms.remove_if(name, |_, s| Arc::ptr_eq(s, &slot));
+        if !was_open {
+            return Err(RoomError::RoomNotFound);
+        }
         tracing::info!(room = name, "room deleted");
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! The body LiveKit sends: a `WebhookEvent` as protobuf JSON with protojson's default
-//! options, which differ from Twirp's: lowerCamelCase names and default values left out.
-//! (Receivers parse either form; people reading logs see what LiveKit would send.)
+//! options, which differ from Twirp's: lowerCamelCase names and default values left out —
+//! except enums at their zero value (written by name) and 64-bit zeros (written as "0"),
+//! which look like data without the schema. Every protobuf JSON parser reads both forms.
 
 use serde_json::{Map, Value};
 
@@ -21,12 +22,17 @@ fn tidy(value: &mut Value, rename: bool) {
             let old = std::mem::take(map);
             let mut out = Map::new();
             for (key, mut v) in old {
-                let data_map = key == "attributes";
-                tidy(&mut v, !data_map);
-                if is_default(&v) {
-                    continue;
+                // Inside a map field the keys and values are data: kept as they are.
+                if rename {
+                    let data_map = key == "attributes";
+                    tidy(&mut v, !data_map);
+                    if is_default(&v) {
+                        continue;
+                    }
+                    out.insert(camel(&key), v);
+                } else {
+                    out.insert(key, v);
                 }
-                out.insert(if rename { camel(&key) } else { key }, v);
             }
             *map = out;
         }
@@ -40,7 +46,8 @@ fn is_default(v: &Value) -> bool {
         Value::Null => true,
         Value::Bool(b) => !b,
         Value::Number(n) => n.as_f64() == Some(0.0),
-        Value::String(s) => s.is_empty() || s == "0",
+        // 64-bit zeros come as "0" but so could a name: strings are kept unless empty.
+        Value::String(s) => s.is_empty(),
         Value::Array(a) => a.is_empty(),
         Value::Object(o) => o.is_empty(),
     }
@@ -78,7 +85,8 @@ mod tests {
             participant: Some(proto::ParticipantInfo {
                 identity: "a".into(),
                 joined_at_ms: 5,
-                attributes: [("snake_key".to_string(), "v".to_string())].into(),
+                name: "0".into(),
+                attributes: [("snake_key".to_string(), "v".to_string()), ("zero".to_string(), "0".to_string())].into(),
                 ..Default::default()
             }),
             ..Default::default()
@@ -88,6 +96,8 @@ mod tests {
         assert_eq!(v["room"]["numParticipants"], 2);
         assert_eq!(v["participant"]["joinedAtMs"], "5");
         assert_eq!(v["participant"]["attributes"]["snake_key"], "v");
+        assert_eq!(v["participant"]["attributes"]["zero"], "0", "map values are data");
+        assert_eq!(v["participant"]["name"], "0", "a name of \"0\" is a name");
         assert!(v.get("numDropped").is_none() && v["room"].get("metadata").is_none());
         assert!(v.get("track").is_none(), "unset messages are left out");
     }

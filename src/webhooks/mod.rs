@@ -5,8 +5,9 @@
 //! room enter [`Notifier`]'s bounded intake in the order they happened. One dispatcher task
 //! reads the intake and hands each event to a *lane* per (receiver URL, room): a bounded queue
 //! and a task that delivers its events one at a time, retrying each until it is delivered or
-//! given up. Rooms never wait on a receiver, and a slow receiver or room holds up only its
-//! own lanes. Whatever is dropped (intake full, lane full, too old, retries exhausted) is
+//! given up. A lane ends after its room's `room_finished`; a new room of the same name gets a
+//! new lane that starts once the old one is through. Rooms never wait on a receiver, and a
+//! slow receiver or room holds up only its own lanes. Whatever is dropped (intake full, lane full, too old, retries exhausted) is
 //! counted in [`Stats`] and logged with the event id.
 
 mod deliver;
@@ -21,7 +22,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::{sync::mpsc, task::JoinSet, time::Instant};
+use tokio::{sync::mpsc, time::Instant};
 
 use crate::{
     clock::SharedClock,
@@ -33,11 +34,10 @@ use crate::{
 
 /// Events waiting for the dispatcher, all rooms together.
 const INTAKE: usize = 10_000;
-/// A lane with nothing to send for this long ends (a new event starts it again).
-const LANE_IDLE: Duration = Duration::from_secs(60);
 
-/// What happened to events, since start. Every event emitted ends in exactly one of these
-/// per receiver, except `filtered` (once per event).
+/// What happened to events, since start. An event taken in ends, for each receiver that
+/// wants it, in exactly one of `delivered`, `dropped_*` or `failed`; an event refused at the
+/// intake (full) counts once in `dropped_full`; `filtered` counts events no receiver wants.
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Delivered (the receiver answered, with anything but a retryable error).
@@ -50,6 +50,10 @@ pub struct Stats {
     pub dropped_expired: AtomicU64,
     /// Given up after the last retry.
     pub failed: AtomicU64,
+    /// Still queued or being sent when shutdown's grace period ran out.
+    pub dropped_shutdown: AtomicU64,
+    /// Queued for a receiver and not yet through (a gauge).
+    pub pending: AtomicU64,
 }
 
 impl Stats {
@@ -62,6 +66,7 @@ impl Stats {
         self.dropped_full.load(Ordering::Relaxed)
             + self.dropped_expired.load(Ordering::Relaxed)
             + self.failed.load(Ordering::Relaxed)
+            + self.dropped_shutdown.load(Ordering::Relaxed)
     }
 }
 
@@ -120,14 +125,9 @@ impl Notifier {
         &self.stats
     }
 
-    /// Whether the filter lets `event` through. LiveKit's rule (include wins over exclude),
-    /// plus: Usher's extra events go only to receivers that include them by name.
+    /// Whether the filter lets `event` through (see [`allows`]).
     pub fn allows(&self, event: &str) -> bool {
-        let c = &self.config;
-        if !c.include_events.is_empty() {
-            return c.include_events.iter().any(|e| e == event);
-        }
-        !names::EXTRAS.contains(&event) && !c.exclude_events.iter().any(|e| e == event)
+        allows(&self.config, event)
     }
 
     /// Stops taking events and gives queued ones up to `grace` to be delivered.
@@ -137,17 +137,19 @@ impl Notifier {
         if let Some(done) = done
             && tokio::time::timeout(grace, done).await.is_err()
         {
-            tracing::warn!(lost = self.stats.lost(), "webhook events still queued at shutdown were not delivered");
+            let left = self.stats.pending.swap(0, Ordering::Relaxed);
+            self.stats.dropped_shutdown.fetch_add(left, Ordering::Relaxed);
+            tracing::warn!(
+                undelivered = left,
+                "webhook events still queued when shutdown's grace ran out were dropped"
+            );
         }
     }
 }
 
 impl EventSink for Notifier {
     fn emit(&self, mut event: proto::WebhookEvent) {
-        if !self.allows(&event.event) {
-            Stats::bump(&self.stats.filtered);
-            return;
-        }
+        // Filtered by the dispatcher, which also needs to see `room_finished` to retire lanes.
         event.id = random_id("EV_");
         event.created_at = self.clock.now_secs();
         let room = event.room.as_ref().map(|r| r.name.clone()).unwrap_or_default();
@@ -155,7 +157,11 @@ impl EventSink for Notifier {
         let queued = Queued { event: Arc::new(event), room, at: Instant::now() };
         if self.intake.try_send(Intake::Event(queued)).is_err() {
             let total = Stats::bump(&self.stats.dropped_full);
-            tracing::warn!(event_id = %id, dropped_total = total, "webhook intake full; event dropped");
+            // Under the room's lock: log the first drop and then every power of two, so a
+            // flood of drops cannot stall rooms on logging.
+            if total.is_power_of_two() {
+                tracing::warn!(event_id = %id, dropped_total = total, "webhook intake full (or closed); events dropped");
+            }
         }
     }
 }
@@ -167,51 +173,100 @@ struct Dispatcher {
     stats: Arc<Stats>,
 }
 
+/// A lane's queue and task.
+struct LaneHandle {
+    tx: mpsc::Sender<Queued>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+type LaneKey = (usize, String);
+
 impl Dispatcher {
     async fn run(self, mut rx: mpsc::Receiver<Intake>) {
-        let mut lanes: HashMap<(usize, String), mpsc::Sender<Queued>> = HashMap::new();
-        let mut tasks = JoinSet::new();
+        let mut lanes: HashMap<LaneKey, LaneHandle> = HashMap::new();
+        // Lanes of finished rooms still delivering; a new room of the same name waits for its
+        // predecessor's lane, so its `room_started` never overtakes the old `room_finished`.
+        let mut retired: HashMap<LaneKey, tokio::task::JoinHandle<()>> = HashMap::new();
+        loop {
+            match rx.recv().await {
+                Some(Intake::Event(queued)) => self.dispatch(queued, &mut lanes, &mut retired),
+                Some(Intake::Drain) => {
+                    // Take what is already queued, then no more.
+                    rx.close();
+                    while let Some(msg) = rx.recv().await {
+                        if let Intake::Event(queued) = msg {
+                            self.dispatch(queued, &mut lanes, &mut retired);
+                        }
+                    }
+                    break;
+                }
+                None => break,
+            }
+        }
+        // Each lane finishes what it holds, then ends.
+        let tasks: Vec<_> = lanes.into_values().map(|l| l.task).chain(retired.into_values()).collect();
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Hands one event to its lane for every receiver that wants it.
+    fn dispatch(
+        &self,
+        queued: Queued,
+        lanes: &mut HashMap<LaneKey, LaneHandle>,
+        retired: &mut HashMap<LaneKey, tokio::task::JoinHandle<()>>,
+    ) {
+        let finished = queued.event.event == names::ROOM_FINISHED;
+        let wanted = allows(&self.config, &queued.event.event);
+        if !wanted {
+            Stats::bump(&self.stats.filtered);
+        }
         let depth = usize::try_from(self.config.max_depth.max(1)).unwrap_or(200);
-        while let Some(Intake::Event(queued)) = rx.recv().await {
-            for (u, url) in self.config.urls.iter().enumerate() {
-                let key = (u, queued.room.clone());
-                let mut attempt = queued.clone();
-                for _ in 0..2 {
-                    let lane = lanes.entry(key.clone()).or_insert_with(|| {
-                        let (tx, lane_rx) = mpsc::channel(depth);
-                        let lane = Lane {
-                            url: url.clone(),
-                            sender: Arc::clone(&self.sender),
-                            stats: Arc::clone(&self.stats),
-                            max_age: self.config.max_age,
+        for (u, url) in self.config.urls.iter().enumerate() {
+            let key = (u, queued.room.clone());
+            if wanted {
+                let lane = lanes.entry(key.clone()).or_insert_with(|| {
+                    let (tx, lane_rx) = mpsc::channel(depth);
+                    let lane = Lane {
+                        url: url.clone(),
+                        sender: Arc::clone(&self.sender),
+                        stats: Arc::clone(&self.stats),
+                        max_age: self.config.max_age,
+                    };
+                    let task = tokio::spawn(lane.run(lane_rx, retired.remove(&key)));
+                    LaneHandle { tx, task }
+                });
+                match lane.tx.try_send(queued.clone()) {
+                    Ok(()) => {
+                        self.stats.pending.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        let q = match e {
+                            mpsc::error::TrySendError::Full(q) | mpsc::error::TrySendError::Closed(q) => q,
                         };
-                        tasks.spawn(lane.run(lane_rx));
-                        tx
-                    });
-                    match lane.try_send(attempt) {
-                        Ok(()) => break,
-                        Err(mpsc::error::TrySendError::Full(q)) => {
-                            let total = Stats::bump(&self.stats.dropped_full);
-                            tracing::warn!(event_id = %q.event.id, url = %url, room = %q.room, dropped_total = total,
-                                "webhook queue full for this receiver and room; event dropped");
-                            break;
-                        }
-                        // The lane ended while idle: start a new one and hand it the event.
-                        Err(mpsc::error::TrySendError::Closed(q)) => {
-                            lanes.remove(&key);
-                            attempt = q;
-                        }
+                        let total = Stats::bump(&self.stats.dropped_full);
+                        tracing::warn!(event_id = %q.event.id, url = %url, room = %q.room, dropped_total = total,
+                            "webhook queue full for this receiver and room; event dropped");
                     }
                 }
             }
-            // Forget lanes that ended.
-            while tasks.try_join_next().is_some() {}
-            lanes.retain(|_, tx| !tx.is_closed());
+            // The room is gone: its lane delivers what it holds and ends.
+            if finished && let Some(lane) = lanes.remove(&key) {
+                retired.retain(|_, t| !t.is_finished());
+                retired.insert(key, lane.task);
+            }
         }
-        // Drain: no more events; each lane finishes what it holds.
-        drop(lanes);
-        while tasks.join_next().await.is_some() {}
     }
+}
+
+/// LiveKit's filter rule (include wins over exclude), plus: Usher's extra events go only to
+/// receivers that include them by name.
+fn allows(c: &WebhookConfig, event: &str) -> bool {
+    if !c.include_events.is_empty() {
+        return c.include_events.iter().any(|e| e == event);
+    }
+    !names::EXTRAS.contains(&event) && !c.exclude_events.iter().any(|e| e == event)
 }
 
 /// Delivers one room's events to one receiver, in order.
@@ -223,30 +278,31 @@ struct Lane {
 }
 
 impl Lane {
-    async fn run(self, mut rx: mpsc::Receiver<Queued>) {
-        loop {
-            let queued = match tokio::time::timeout(LANE_IDLE, rx.recv()).await {
-                Ok(Some(q)) => q,
-                // Closed (drain) or idle: done. Events arriving later start a new lane.
-                Ok(None) | Err(_) => return,
-            };
+    async fn run(self, mut rx: mpsc::Receiver<Queued>, before: Option<tokio::task::JoinHandle<()>>) {
+        if let Some(before) = before {
+            let _ = before.await;
+        }
+        // Ends when the dispatcher lets go of the lane (room finished, or shutdown) and
+        // everything queued is through.
+        while let Some(queued) = rx.recv().await {
             let id = &queued.event.id;
             if queued.at.elapsed() > self.max_age {
                 let total = Stats::bump(&self.stats.dropped_expired);
                 tracing::warn!(event_id = %id, url = %self.url, dropped_total = total,
                     "webhook event waited longer than max_age; dropped");
-                continue;
-            }
-            match self.sender.deliver(&self.url, &queued.event).await {
-                Ok(()) => {
-                    Stats::bump(&self.stats.delivered);
+            } else {
+                match self.sender.deliver(&self.url, &queued.event).await {
+                    Ok(()) => {
+                        Stats::bump(&self.stats.delivered);
+                    }
+                    Err(e) => {
+                        let total = Stats::bump(&self.stats.failed);
+                        tracing::warn!(event_id = %id, url = %self.url, error = %e, failed_total = total,
+                            "webhook delivery given up");
+                    }
                 }
-                Err(e) => {
-                    let total = Stats::bump(&self.stats.failed);
-                    tracing::warn!(event_id = %id, url = %self.url, error = %e, failed_total = total,
-                        "webhook delivery given up");
-                }
             }
+            self.stats.pending.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
