@@ -161,6 +161,8 @@ impl EventSink for Notifier {
             // flood of drops cannot stall rooms on logging.
             if total.is_power_of_two() {
                 tracing::warn!(event_id = %id, dropped_total = total, "webhook intake full (or closed); events dropped");
+            } else {
+                tracing::debug!(event_id = %id, dropped_total = total, "webhook intake full (or closed); event dropped");
             }
         }
     }
