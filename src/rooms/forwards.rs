@@ -312,26 +312,16 @@ pub type Forwardings = BTreeMap<ParticipantIdentity, Forwarding>;
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use crate::rooms::testkit;
 
     use super::*;
-    use crate::rooms::{JoinSpec, Outbox, participant::NoRefresh, room::RoomSpec};
 
     fn room(name: &str) -> Room {
-        let spec = RoomSpec {
-            empty_timeout: Duration::from_secs(300),
-            departure_timeout: Duration::from_secs(20),
-            max_participants: 0,
-            metadata: String::new(),
-        };
-        Room::new(RoomName::new(name), spec, 1_000, Instant::now(), Arc::new(NoRefresh))
+        testkit::room(name, 20)
     }
 
     fn join(r: &mut Room, identity: &str) -> crate::rooms::Inbox {
-        let (outbox, inbox) = Outbox::channel();
-        let spec = JoinSpec { identity: ParticipantIdentity::new(identity), protocol: 16, ..Default::default() };
-        r.join(spec, outbox, 2_000, "test").unwrap();
-        inbox
+        testkit::join(r, identity, 16).1
     }
 
     /// Delivers notices between the two rooms until none is left.

@@ -422,51 +422,21 @@ impl Room {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use crate::rooms::testkit::{self, drain};
 
     use super::*;
-    use crate::{
-        ids::{ParticipantIdentity, RoomName},
-        rooms::{participant::Inbox, room::RoomSpec},
-    };
+    use crate::rooms::participant::Inbox;
 
     fn room() -> Room {
-        let spec = RoomSpec {
-            empty_timeout: Duration::from_secs(300),
-            departure_timeout: Duration::from_secs(20),
-            max_participants: 0,
-            metadata: String::new(),
-        };
-        Room::new(
-            RoomName::new("r"),
-            spec,
-            1_000,
-            Instant::now(),
-            std::sync::Arc::new(crate::rooms::participant::NoRefresh),
-        )
+        testkit::room("r", 20)
     }
 
     fn who(identity: &str) -> JoinSpec {
-        JoinSpec {
-            identity: ParticipantIdentity::new(identity),
-            permission: crate::auth::VideoGrant::default().to_permission(),
-            protocol: 16,
-            ..Default::default()
-        }
+        testkit::spec(identity, 16)
     }
 
     fn join(r: &mut Room, identity: &str) -> (SessionKey, Inbox) {
-        let (outbox, inbox) = Outbox::channel();
-        let sid = r.join(who(identity), outbox, 2_000, "test").unwrap();
-        (SessionKey { identity: ParticipantIdentity::new(identity), sid, connection: inbox.connection }, inbox)
-    }
-
-    fn drain(inbox: &mut Inbox) -> Vec<Signal> {
-        let mut out = Vec::new();
-        while let Ok(frame) = inbox.frames.try_recv() {
-            out.push(proto::SignalResponse::decode(frame).unwrap().message.unwrap());
-        }
-        out
+        testkit::join(r, identity, 16)
     }
 
     #[test]

@@ -17,6 +17,8 @@ mod resume;
 pub mod room;
 pub mod snapshot;
 mod subscriptions;
+#[cfg(test)]
+mod testkit;
 
 pub use changes::ParticipantChange;
 pub use error::RoomError;

@@ -178,48 +178,17 @@ impl Room {
 
 #[cfg(test)]
 mod tests {
-    use std::{sync::Arc, time::Duration};
-
-    use prost::Message as _;
+    use crate::rooms::testkit::{self, drain};
 
     use super::*;
-    use crate::{
-        ids::{ParticipantIdentity, RoomName},
-        rooms::{
-            JoinSpec, Outbox,
-            participant::{Inbox, NoRefresh},
-            room::RoomSpec,
-        },
-    };
+    use crate::{ids::ParticipantIdentity, rooms::participant::Inbox};
 
     fn room(name: &str) -> Room {
-        let spec = RoomSpec {
-            empty_timeout: Duration::from_secs(300),
-            departure_timeout: Duration::from_secs(20),
-            max_participants: 0,
-            metadata: String::new(),
-        };
-        Room::new(RoomName::new(name), spec, 1_000, Instant::now(), Arc::new(NoRefresh))
+        testkit::room(name, 20)
     }
 
     fn join(r: &mut Room, identity: &str, protocol: i32) -> Inbox {
-        let (outbox, inbox) = Outbox::channel();
-        let spec = JoinSpec {
-            identity: ParticipantIdentity::new(identity),
-            permission: crate::auth::VideoGrant::default().to_permission(),
-            protocol,
-            ..Default::default()
-        };
-        r.join(spec, outbox, 2_000, "test").unwrap();
-        inbox
-    }
-
-    fn drain(inbox: &mut Inbox) -> Vec<Signal> {
-        let mut out = Vec::new();
-        while let Ok(frame) = inbox.frames.try_recv() {
-            out.push(proto::SignalResponse::decode(frame).unwrap().message.unwrap());
-        }
-        out
+        testkit::join(r, identity, protocol).1
     }
 
     #[test]

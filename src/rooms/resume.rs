@@ -212,48 +212,18 @@ impl Room {
 
 #[cfg(test)]
 mod tests {
-    use std::{sync::Arc, time::Duration};
-
-    use prost::Message as _;
+    use crate::rooms::testkit::{self, drain};
+    use std::time::Duration;
 
     use super::*;
-    use crate::{
-        ids::RoomName,
-        rooms::{
-            JoinSpec,
-            participant::{Inbox, NoRefresh},
-            room::RoomSpec,
-        },
-    };
+    use crate::rooms::participant::Inbox;
 
     fn room(window: u64) -> Room {
-        let spec = RoomSpec {
-            empty_timeout: Duration::from_secs(300),
-            departure_timeout: Duration::from_secs(window),
-            max_participants: 0,
-            metadata: String::new(),
-        };
-        Room::new(RoomName::new("r"), spec, 1_000, Instant::now(), Arc::new(NoRefresh))
+        testkit::room("r", window)
     }
 
     fn join(r: &mut Room, identity: &str) -> (SessionKey, Inbox) {
-        let (outbox, inbox) = Outbox::channel();
-        let spec = JoinSpec {
-            identity: ParticipantIdentity::new(identity),
-            permission: crate::auth::VideoGrant::default().to_permission(),
-            protocol: 16,
-            ..Default::default()
-        };
-        let sid = r.join(spec, outbox, 2_000, "test").unwrap();
-        (SessionKey { identity: ParticipantIdentity::new(identity), sid, connection: inbox.connection }, inbox)
-    }
-
-    fn drain(inbox: &mut Inbox) -> Vec<Signal> {
-        let mut out = Vec::new();
-        while let Ok(frame) = inbox.frames.try_recv() {
-            out.push(proto::SignalResponse::decode(frame).unwrap().message.unwrap());
-        }
-        out
+        testkit::join(r, identity, 16)
     }
 
     #[test]

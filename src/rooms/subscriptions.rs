@@ -105,48 +105,17 @@ impl Room {
 
 #[cfg(test)]
 mod tests {
-    use std::{sync::Arc, time::Duration};
-
-    use prost::Message as _;
-    use tokio::time::Instant;
+    use crate::rooms::testkit::{self, drain};
 
     use super::*;
-    use crate::{
-        ids::{ParticipantIdentity, RoomName},
-        proto::leave_request::Action,
-        rooms::{
-            JoinSpec, Outbox,
-            participant::{Inbox, NoRefresh},
-            room::RoomSpec,
-        },
-    };
+    use crate::{proto::leave_request::Action, rooms::participant::Inbox};
 
     fn room() -> Room {
-        let spec = RoomSpec {
-            empty_timeout: Duration::from_secs(300),
-            departure_timeout: Duration::from_secs(20),
-            max_participants: 0,
-            metadata: String::new(),
-        };
-        Room::new(RoomName::new("r"), spec, 1_000, Instant::now(), Arc::new(NoRefresh))
+        testkit::room("r", 20)
     }
 
     fn join(r: &mut Room, identity: &str) -> (SessionKey, Inbox) {
-        let (outbox, inbox) = Outbox::channel();
-        let mut permission = crate::auth::VideoGrant::default().to_permission();
-        permission.can_publish = true;
-        let spec =
-            JoinSpec { identity: ParticipantIdentity::new(identity), permission, protocol: 16, ..Default::default() };
-        let sid = r.join(spec, outbox, 2_000, "test").unwrap();
-        (SessionKey { identity: ParticipantIdentity::new(identity), sid, connection: inbox.connection }, inbox)
-    }
-
-    fn drain(inbox: &mut Inbox) -> Vec<Signal> {
-        let mut out = Vec::new();
-        while let Ok(frame) = inbox.frames.try_recv() {
-            out.push(proto::SignalResponse::decode(frame).unwrap().message.unwrap());
-        }
-        out
+        testkit::join(r, identity, 16)
     }
 
     fn publish(r: &mut Room, sid: &SessionKey, inbox: &mut Inbox) -> String {
