@@ -30,35 +30,34 @@ from livekit import api
 from livekit.protocol import models, rtc
 
 from conftest import unique
-from signal_client import SignalClient, infos_about, is_kind, update_about
-from test_moves import (
-    FAST_S,
-    PERMISSIONS_DENIED,
-    SAME_ROOM,
-    assert_not_in,
-    assert_twirp,
-    departed,
-    get,
-    listed,
-    mover_token,
-    room_names,
-)
-from test_sessions import (
+from helpers import (
     AUDIO,
     CAMERA,
     DISCONNECTED,
+    FAST_S,
     JOINED,
     MIC,
     NOT_FOUND_PARTICIPANT,
+    PERMISSIONS_DENIED,
     QUIET_S,
     REMOVED,
+    SAME_ROOM,
     VIDEO,
     Session,
+    assert_not_in,
+    assert_twirp,
     assert_versions_increase,
+    departed,
+    get,
     join_token,
+    listed,
+    mover_token,
+    refused_rpc,
+    room_names,
     run,
     track_sids,
 )
+from signal_client import SignalClient, infos_about, is_kind, update_about
 
 FORWARDED = models.ParticipantInfo.KindDetail.FORWARDED
 ALREADY_THERE = "twirp error unknown: participant already exists in the destination room"
@@ -85,16 +84,7 @@ async def refused_forward(
     s: Session, req: api.ForwardParticipantRequest, token: Optional[str] = None
 ) -> api.TwirpError:
     """A forward that must fail; with ``token``, sent verbatim instead of the SDK's own."""
-    with pytest.raises(api.TwirpError) as ei:
-        if token is None:
-            await s.rs.forward_participant(req)
-        else:
-            lk = api.LiveKitAPI.with_token(token, s.url)
-            try:
-                await lk.room.forward_participant(req)
-            finally:
-                await lk.aclose()
-    return ei.value
+    return await refused_rpc(s, "forward_participant", req, token)
 
 
 def is_copy(p: models.ParticipantInfo) -> bool:

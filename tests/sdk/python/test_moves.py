@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import List, Optional
+from typing import Optional
 from urllib.parse import quote
 
 import jwt as pyjwt
@@ -31,42 +31,41 @@ from livekit import api
 from livekit.protocol import models, rtc
 
 from conftest import DEV_KEY, DEV_SECRET, unique
-from signal_client import SignalClient, infos_about, is_kind, kind, update_about
-from test_sessions import (
+from helpers import (
     AUDIO,
     DISCONNECTED,
+    FAST_S,
     JOINED,
     MIC,
     NOT_FOUND_PARTICIPANT,
+    PERMISSIONS_DENIED,
     QUIET_S,
+    SAME_ROOM,
     Session,
+    assert_not_in,
+    assert_twirp,
     assert_versions_increase,
+    departed,
+    get,
     join_token,
+    listed,
+    mover_token,
+    refused_rpc,
+    room_names,
     run,
     track_sids,
     verify,
 )
+from signal_client import SignalClient, infos_about, is_kind, kind, update_about
 
 MIGRATION = models.DisconnectReason.MIGRATION
-SAME_ROOM = "destination room cannot be the same as source room "
 TOO_OLD = "twirp error unknown: participant client version does not support moving"
-PERMISSIONS_DENIED = "permissions denied"
-FAST_S = 5.0  # for immediate (non-batched) messages
 
 # What a participant must never get from a refused move.
 MOVE_EFFECTS = ("room_moved", "leave", "track_unpublished", "refresh_token")
 
 
 # --- harness ----------------------------------------------------------------------------
-
-
-def mover_token(room: str, destination: str, *, room_admin: bool = True) -> str:
-    """A backend token as the SDK mints for MoveParticipant, with chosen grants."""
-    return (
-        api.AccessToken(DEV_KEY, DEV_SECRET)
-        .with_grants(api.VideoGrants(room_admin=room_admin, room=room, destination_room=destination))
-        .to_jwt()
-    )
 
 
 def move_req(room: str, identity: str, destination: str) -> api.MoveParticipantRequest:
@@ -80,22 +79,7 @@ async def move(s: Session, room: str, identity: str, destination: str) -> None:
 
 async def refused_move(s: Session, req: api.MoveParticipantRequest, token: Optional[str] = None) -> api.TwirpError:
     """A move that must fail; with ``token``, sent verbatim instead of the SDK's own."""
-    with pytest.raises(api.TwirpError) as ei:
-        if token is None:
-            await s.rs.move_participant(req)
-        else:
-            lk = api.LiveKitAPI.with_token(token, s.url)
-            try:
-                await lk.room.move_participant(req)
-            finally:
-                await lk.aclose()
-    return ei.value
-
-
-def assert_twirp(e: api.TwirpError, code: str, status: int, message: Optional[str] = None, label: str = "") -> None:
-    got = (e.code, e.status) if message is None else (e.code, e.status, e.message)
-    want = (code, status) if message is None else (code, status, message)
-    assert got == want, f"{label}: {e}"
+    return await refused_rpc(s, "move_participant", req, token)
 
 
 async def old_client(s: Session, room: str, identity: str, protocol: int = 15) -> SignalClient:
@@ -112,36 +96,12 @@ async def old_client(s: Session, room: str, identity: str, protocol: int = 15) -
     return c
 
 
-async def listed(s: Session, room: str) -> List[str]:
-    resp = await s.rs.list_participants(api.ListParticipantsRequest(room=room))
-    return sorted(p.identity for p in resp.participants)
-
-
-async def get(s: Session, room: str, identity: str) -> models.ParticipantInfo:
-    return await s.rs.get_participant(api.RoomParticipantIdentity(room=room, identity=identity))
-
-
-async def assert_not_in(s: Session, room: str, identity: str) -> None:
-    with pytest.raises(api.TwirpError) as ei:
-        await get(s, room, identity)
-    assert_twirp(ei.value, "not_found", 404, NOT_FOUND_PARTICIPANT, f"GetParticipant {identity} in {room}")
-
-
-async def room_names(s: Session, *names: str) -> List[str]:
-    resp = await s.rs.list_rooms(api.ListRoomsRequest(names=list(names)))
-    return sorted(r.name for r in resp.rooms)
-
-
 def decode_token(token: str) -> dict:
     """The claims of a token Usher minted, checked with pyjwt against the test secret."""
     claims = pyjwt.decode(token, DEV_SECRET, algorithms=["HS256"], options={"verify_aud": False})
     with pytest.raises(pyjwt.InvalidSignatureError):
         pyjwt.decode(token, DEV_SECRET + "-not", algorithms=["HS256"], options={"verify_aud": False})
     return claims
-
-
-def departed(identity: str):
-    return update_about(identity, lambda p: p.state == DISCONNECTED)
 
 
 # --- (a) a publisher moves while observers sit in both rooms -------------------------------

@@ -29,8 +29,7 @@ from livekit import api
 from livekit.protocol import models, rtc
 
 from conftest import unique
-from signal_client import SignalClient, infos_about, is_kind, kind, update_about
-from test_sessions import (
+from helpers import (
     AUDIO,
     CAMERA,
     DISCONNECTED,
@@ -41,11 +40,14 @@ from test_sessions import (
     VIDEO,
     Session,
     assert_versions_increase,
+    departed,
     join_token,
+    listed,
     run,
     track_sids,
     verify,
 )
+from signal_client import SignalClient, infos_about, is_kind, kind, update_about
 
 CONNECTION_TIMEOUT = models.DisconnectReason.CONNECTION_TIMEOUT
 STATE_MISMATCH = models.DisconnectReason.STATE_MISMATCH
@@ -64,11 +66,6 @@ async def resume(s: Session, room: str, identity: str, sid: str) -> SignalClient
     return c
 
 
-async def listed(s: Session, room: str) -> List[str]:
-    resp = await s.rs.list_participants(api.ListParticipantsRequest(room=room))
-    return sorted(p.identity for p in resp.participants)
-
-
 async def assert_told_to_rejoin(c: SignalClient) -> None:
     """A refused resume: exactly one leave (STATE_MISMATCH, action RECONNECT), then the close."""
     await c.wait_closed()
@@ -76,10 +73,6 @@ async def assert_told_to_rejoin(c: SignalClient) -> None:
     leave = c.received[0].leave
     assert (leave.reason, leave.action) == (STATE_MISMATCH, RECONNECT), leave
     assert not c.errors, c.errors
-
-
-def departed(identity: str):
-    return update_about(identity, lambda p: p.state == DISCONNECTED)
 
 
 # --- (a) lost, kept, resumed with what it missed ------------------------------------------

@@ -16,121 +16,38 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
-from typing import Dict, List, Optional
+from typing import List
 
-import aiohttp
 import jwt as pyjwt
 import pytest
 from livekit import api
 from livekit.protocol import models, rtc
 
-from conftest import DEV_KEY, DEV_SECRET, UsherServer, unique
-from signal_client import Refused, SignalClient, infos_about, is_kind, kind, update_about
+from conftest import UsherServer, unique
+from helpers import (
+    AUDIO,
+    CAMERA,
+    DISCONNECTED,
+    JOINED,
+    MIC,
+    NOT_FOUND_PARTICIPANT,
+    QUIET_S,
+    REMOVED,
+    VIDEO,
+    Session,
+    assert_versions_increase,
+    join_token,
+    run,
+    track_sids,
+    verify,
+)
+from signal_client import SignalClient, infos_about, is_kind, update_about
 
-JOINED = models.ParticipantInfo.State.JOINED
-DISCONNECTED = models.ParticipantInfo.State.DISCONNECTED
-MIC = models.TrackSource.MICROPHONE
-CAMERA = models.TrackSource.CAMERA
-AUDIO = models.TrackType.AUDIO
-VIDEO = models.TrackType.VIDEO
-REMOVED = models.DisconnectReason.PARTICIPANT_REMOVED
 ROOM_DELETED = models.DisconnectReason.ROOM_DELETED
 CLIENT_INITIATED = models.DisconnectReason.CLIENT_INITIATED
-NOT_FOUND_PARTICIPANT = "twirp error unknown: participant does not exist"
-QUIET_S = 0.5  # how long "nothing more arrives" is watched for
 
 
 # --- harness ----------------------------------------------------------------------------
-
-
-def join_token(
-    room: str,
-    identity: str,
-    *,
-    name: Optional[str] = None,
-    metadata: str = "",
-    attributes: Optional[Dict[str, str]] = None,
-    **grants,
-) -> str:
-    at = (
-        api.AccessToken(DEV_KEY, DEV_SECRET)
-        .with_identity(identity)
-        .with_name(name if name is not None else f"{identity} name")
-        .with_grants(api.VideoGrants(room_join=True, room=room, **grants))
-    )
-    if metadata:
-        at = at.with_metadata(metadata)
-    if attributes:
-        at = at.with_attributes(attributes)
-    return at.to_jwt()
-
-
-class Session:
-    """One test's clients: an aiohttp session for the sockets, the official API client,
-    and every SignalClient opened, all closed on exit."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    async def __aenter__(self) -> "Session":
-        self.http = aiohttp.ClientSession()
-        self.lk = api.LiveKitAPI(self.url, DEV_KEY, DEV_SECRET)
-        self.rs = self.lk.room
-        self.clients: List[SignalClient] = []
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        for c in self.clients:
-            await c.close()
-        await self.lk.aclose()
-        await self.http.close()
-
-    async def join(self, room: str, identity: str, token: Optional[str] = None, **kw) -> SignalClient:
-        c = await SignalClient.join(self.http, self.url, token or join_token(room, identity, **kw), label=identity)
-        self.clients.append(c)
-        return c
-
-    async def refused(self, token: str) -> Refused:
-        with pytest.raises(Refused) as ei:
-            c = await SignalClient.connect(self.http, self.url, token)
-            self.clients.append(c)
-        return ei.value
-
-
-def run(coro):
-    return asyncio.run(coro)
-
-
-def verify(token: str) -> api.access_token.Claims:
-    return api.TokenVerifier(DEV_KEY, DEV_SECRET).verify(token)
-
-
-def assert_versions_increase(*clients: SignalClient) -> None:
-    """Per client and per participant SID, the versions in ``update`` messages strictly
-    increase, and none is older than the snapshot in the client's JoinResponse.
-
-    (The JoinResponse snapshot may be repeated once by the next update with the same
-    version: a JOINED update batched before the client joined. LiveKit only drops updates
-    older than the last version sent, and clients only ignore older ones.)"""
-    for c in clients:
-        at_join: Dict[str, int] = {}
-        seen: Dict[str, List[int]] = defaultdict(list)
-        for m in c.received:
-            if kind(m) == "join":
-                for p in [m.join.participant, *m.join.other_participants]:
-                    at_join[f"{p.identity}/{p.sid}"] = p.version
-            elif kind(m) == "update":
-                for p in m.update.participants:
-                    seen[f"{p.identity}/{p.sid}"].append(p.version)
-        for who, versions in seen.items():
-            assert all(a < b for a, b in zip(versions, versions[1:])), (
-                f"{c.label}: versions of {who} in updates must strictly increase: {versions}"
-            )
-            if who in at_join:
-                assert at_join[who] <= versions[0], (
-                    f"{c.label}: {who} was v{at_join[who]} at join, then updates {versions}"
-                )
 
 
 def own_tokens_only(c: SignalClient) -> List[api.access_token.Claims]:
@@ -139,10 +56,6 @@ def own_tokens_only(c: SignalClient) -> List[api.access_token.Claims]:
     for cl in claims:
         assert cl.identity == c.label, f"{c.label} got a token for {cl.identity}"
     return claims
-
-
-def track_sids(info: models.ParticipantInfo) -> List[str]:
-    return [t.sid for t in info.tracks]
 
 
 def permission(**kw) -> models.ParticipantPermission:

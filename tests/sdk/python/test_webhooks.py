@@ -33,8 +33,8 @@ from livekit import api
 from livekit.protocol.webhook import WebhookEvent
 
 from conftest import DEV_KEY, DEV_SECRET, UsherServer, unique
+from helpers import AUDIO, MIC, REMOVED, join_token
 from signal_client import SignalClient, is_kind
-from test_sessions import AUDIO, MIC, REMOVED, join_token
 
 HOOK_KEY = "hookkey"
 HOOK_SECRET = "hook-secret-for-the-webhook-receiver-0123456789"

@@ -19,11 +19,26 @@
 // "Nothing arrives" is watched for QUIET_MS; presence batches are waited for with
 // DEFAULT_WAIT_MS (the default of waitFor).
 import assert from 'node:assert/strict';
-import { after, afterEach, before, test } from 'node:test';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import { DisconnectReason, MuteTrackRequest, ParticipantInfo_KindDetail } from '@livekit/protocol';
-import { AccessToken, ParticipantInfo_State, RoomServiceClient, TrackSource, TrackType, TwirpError } from 'livekit-server-sdk';
+import { ParticipantInfo_State, RoomServiceClient, TrackSource, TrackType } from 'livekit-server-sdk';
+import {
+  FAST,
+  QUIET_MS,
+  SAME_ROOM,
+  assertNotIn as assertNotInRoom,
+  assertTwirp,
+  assertVersionsIncreaseIn,
+  departed,
+  destinationToken as forwarderToken,
+  joinToken,
+  listedIn,
+  roomNamesIn,
+  sids,
+  useServers,
+} from '../lib/helpers.js';
 import { DEV_KEY, DEV_SECRET, NOT_FOUND_PARTICIPANT, PERMISSIONS_DENIED, rejection, startDevUsher, unique } from '../lib/usher.js';
 import { SignalClient, infosAbout, isCase, updateAbout } from '../lib/signal.js';
 
@@ -32,9 +47,6 @@ const { PARTICIPANT_REMOVED: REMOVED } = DisconnectReason;
 const { FORWARDED } = ParticipantInfo_KindDetail;
 const { MICROPHONE: MIC, CAMERA } = TrackSource;
 const { AUDIO, VIDEO } = TrackType;
-const QUIET_MS = 500; // how long "nothing more arrives" is watched for
-const FAST = { timeoutMs: 5000 }; // for immediate (non-batched) messages
-const SAME_ROOM = 'destination room cannot be the same as source room ';
 const ALREADY_THERE = 'twirp error unknown: participant already exists in the destination room';
 const READ_ONLY = 'twirp error unknown: participant is forwarded from another room; change it there';
 /** What a participant must not get when it is forwarded or its copy removed (it stays where it is, as it is). */
@@ -42,41 +54,17 @@ const FORWARD_EFFECTS = ['roomMoved', 'leave', 'trackUnpublished', 'refreshToken
 
 let server;
 let rs;
-let open = []; // clients of the running test, closed after it
-
-before(async () => {
-  server = await startDevUsher();
+const open = useServers(startDevUsher, (s) => {
+  server = s;
   rs = new RoomServiceClient(server.url, DEV_KEY, DEV_SECRET);
-});
-
-after(async () => {
-  await server?.stop();
-});
-
-afterEach(async () => {
-  await Promise.all(open.map((c) => c.close()));
-  open = [];
-});
+}); // clients of the running test, closed after it
 
 // --- helpers ------------------------------------------------------------------------------
-
-async function joinToken(room, identity, { metadata, attributes } = {}) {
-  const at = new AccessToken(DEV_KEY, DEV_SECRET, { identity, name: `${identity} name`, metadata, attributes });
-  at.addGrant({ roomJoin: true, room });
-  return at.toJwt();
-}
 
 async function join(room, identity, opts = {}) {
   const c = await SignalClient.join(server.url, await joinToken(room, identity, opts), { label: opts.label ?? identity });
   open.push(c);
   return c;
-}
-
-/** A backend token as the SDK mints for ForwardParticipant, with chosen grants. */
-async function forwarderToken(room, destinationRoom, { roomAdmin = true } = {}) {
-  const at = new AccessToken(DEV_KEY, DEV_SECRET);
-  at.addGrant({ roomAdmin, room, destinationRoom });
-  return at.toJwt();
 }
 
 const withToken = (token) => new RoomServiceClient(server.url, undefined, undefined, { token });
@@ -86,12 +74,10 @@ async function forward(room, identity, destination) {
   assert.equal(await rs.forwardParticipant(room, identity, destination), undefined);
 }
 
-const listed = async (room) => (await rs.listParticipants(room)).map((p) => p.identity).sort();
-const roomNames = async (...names) => (await rs.listRooms(names)).map((r) => r.name).sort();
-const sids = (info) => info.tracks.map((t) => t.sid);
+const listed = (room) => listedIn(rs, room);
+const roomNames = (...names) => roomNamesIn(rs, ...names);
 const mutes = (info) => Object.fromEntries(info.tracks.map((t) => [t.sid, t.muted]));
 const isCopy = (info) => info.kindDetails.includes(FORWARDED);
-const departed = (identity) => updateAbout(identity, (p) => p.state === DISCONNECTED);
 
 /** Predicate: an update showing the forwarded copy of session `sid`, present, for which `cond` holds. */
 const copyOf = (identity, sid, cond = () => true) =>
@@ -129,52 +115,13 @@ function assertIncreasing(versions, label) {
   }
 }
 
-function assertTwirp(err, code, status, message, label = '') {
-  assert.ok(err instanceof TwirpError, `${label}: expected TwirpError, got ${err?.constructor?.name}: ${err}`);
-  const got = { label, code: err.code, status: err.status };
-  const want = { label, code, status };
-  if (message !== undefined) {
-    got.message = err.message;
-    want.message = message;
-  }
-  assert.deepEqual(got, want);
-}
-
-async function assertNotIn(room, identity) {
-  assertTwirp(
-    await rejection(rs.getParticipant(room, identity)),
-    'not_found',
-    404,
-    NOT_FOUND_PARTICIPANT,
-    `GetParticipant ${identity} in ${room}`,
-  );
-}
+const assertNotIn = (room, identity) => assertNotInRoom(rs, room, identity);
 
 /** Per client and participant sid, the versions in updates strictly increase (and none is below the join snapshot). */
-function assertVersionsIncrease(...clients) {
-  for (const c of clients) {
-    const atJoin = new Map();
-    const seen = new Map();
-    for (const m of c.received) {
-      if (m.message.case === 'join') {
-        const j = m.message.value;
-        for (const p of [j.participant, ...j.otherParticipants]) atJoin.set(`${p.identity}/${p.sid}`, p.version);
-      } else if (m.message.case === 'update') {
-        for (const p of m.message.value.participants) {
-          const k = `${p.identity}/${p.sid}`;
-          if (!seen.has(k)) seen.set(k, []);
-          seen.get(k).push(p.version);
-        }
-      }
-    }
-    for (const [who, versions] of seen) {
-      assertIncreasing(versions, `${c.label}: ${who}`);
-      if (atJoin.has(who)) {
-        assert.ok(atJoin.get(who) <= versions[0], `${c.label}: ${who} v${atJoin.get(who)} at join, then ${versions}`);
-      }
-    }
-  }
-}
+const assertVersionsIncrease = (...clients) =>
+  assertVersionsIncreaseIn(clients, {
+    increasing: (c, who, versions) => `${c.label}: ${who}: versions must strictly increase: ${versions}`,
+  });
 
 // --- (a) a publisher forwarded into two rooms ----------------------------------------------
 

@@ -17,19 +17,27 @@
 // "Nothing arrives" is watched for QUIET_MS; presence batches are waited for with
 // DEFAULT_WAIT_MS (the default of waitFor).
 import assert from 'node:assert/strict';
-import { after, afterEach, before, test } from 'node:test';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DisconnectReason, MuteTrackRequest } from '@livekit/protocol';
-import {
-  AccessToken,
-  ParticipantInfo_State,
-  RoomServiceClient,
-  TokenVerifier,
-  TrackSource,
-  TrackType,
-  TwirpError,
-} from 'livekit-server-sdk';
+import { ParticipantInfo_State, RoomServiceClient, TokenVerifier, TrackSource, TrackType } from 'livekit-server-sdk';
 import WebSocket from 'ws';
+import {
+  FAST,
+  QUIET_MS,
+  SAME_ROOM,
+  assertNotIn as assertNotInRoom,
+  assertTwirp,
+  assertVersionsIncreaseIn,
+  departed,
+  destinationToken as moverToken,
+  joinToken,
+  listedIn,
+  roomNamesIn,
+  sids,
+  useServers,
+  verifier,
+} from '../lib/helpers.js';
 import { DEV_KEY, DEV_SECRET, NOT_FOUND_PARTICIPANT, PERMISSIONS_DENIED, rejection, startDevUsher, unique } from '../lib/usher.js';
 import { SignalClient, infosAbout, isCase, updateAbout } from '../lib/signal.js';
 
@@ -37,38 +45,18 @@ const { JOINED, DISCONNECTED } = ParticipantInfo_State;
 const { MIGRATION } = DisconnectReason;
 const { MICROPHONE: MIC } = TrackSource;
 const { AUDIO } = TrackType;
-const QUIET_MS = 500; // how long "nothing more arrives" is watched for
-const FAST = { timeoutMs: 5000 }; // for immediate (non-batched) messages
-const SAME_ROOM = 'destination room cannot be the same as source room ';
 const TOO_OLD = 'twirp error unknown: participant client version does not support moving';
 /** What a participant must never get from a refused move. */
 const MOVE_EFFECTS = ['roomMoved', 'leave', 'trackUnpublished', 'refreshToken'];
 
 let server;
 let rs;
-let open = []; // clients of the running test, closed after it
-
-before(async () => {
-  server = await startDevUsher();
+const open = useServers(startDevUsher, (s) => {
+  server = s;
   rs = new RoomServiceClient(server.url, DEV_KEY, DEV_SECRET);
-});
-
-after(async () => {
-  await server?.stop();
-});
-
-afterEach(async () => {
-  await Promise.all(open.map((c) => c.close()));
-  open = [];
-});
+}); // clients of the running test, closed after it
 
 // --- helpers ------------------------------------------------------------------------------
-
-async function joinToken(room, identity, { metadata } = {}) {
-  const at = new AccessToken(DEV_KEY, DEV_SECRET, { identity, name: `${identity} name`, metadata });
-  at.addGrant({ roomJoin: true, room });
-  return at.toJwt();
-}
 
 async function join(room, identity, opts = {}) {
   const c = await SignalClient.join(server.url, await joinToken(room, identity, opts), { label: opts.label ?? identity });
@@ -100,20 +88,12 @@ async function oldClient(room, identity, protocol = 15) {
   return c;
 }
 
-/** A backend token as the SDK mints for MoveParticipant, with chosen grants. */
-async function moverToken(room, destinationRoom, { roomAdmin = true } = {}) {
-  const at = new AccessToken(DEV_KEY, DEV_SECRET);
-  at.addGrant({ roomAdmin, room, destinationRoom });
-  return at.toJwt();
-}
-
 const withToken = (token) => new RoomServiceClient(server.url, undefined, undefined, { token });
 
 async function move(room, identity, destination) {
   assert.equal(await rs.moveParticipant(room, identity, destination), undefined);
 }
 
-const verifier = new TokenVerifier(DEV_KEY, DEV_SECRET);
 const wrongVerifier = new TokenVerifier(DEV_KEY, `${DEV_SECRET}-not`);
 
 /** The claims of a token Usher minted, checked against the test secret (and not another). */
@@ -123,59 +103,11 @@ async function decodeToken(token) {
   return claims;
 }
 
-const listed = async (room) => (await rs.listParticipants(room)).map((p) => p.identity).sort();
-const roomNames = async (...names) => (await rs.listRooms(names)).map((r) => r.name).sort();
-const sids = (info) => info.tracks.map((t) => t.sid);
-const departed = (identity) => updateAbout(identity, (p) => p.state === DISCONNECTED);
+const listed = (room) => listedIn(rs, room);
+const roomNames = (...names) => roomNamesIn(rs, ...names);
 
-function assertTwirp(err, code, status, message, label = '') {
-  assert.ok(err instanceof TwirpError, `${label}: expected TwirpError, got ${err?.constructor?.name}: ${err}`);
-  const got = { label, code: err.code, status: err.status };
-  const want = { label, code, status };
-  if (message !== undefined) {
-    got.message = err.message;
-    want.message = message;
-  }
-  assert.deepEqual(got, want);
-}
-
-async function assertNotIn(room, identity) {
-  assertTwirp(
-    await rejection(rs.getParticipant(room, identity)),
-    'not_found',
-    404,
-    NOT_FOUND_PARTICIPANT,
-    `GetParticipant ${identity} in ${room}`,
-  );
-}
-
-/** Per client and participant sid, the versions in updates strictly increase (and none is below the join snapshot). */
-function assertVersionsIncrease(...clients) {
-  for (const c of clients) {
-    const atJoin = new Map();
-    const seen = new Map();
-    for (const m of c.received) {
-      if (m.message.case === 'join') {
-        const j = m.message.value;
-        for (const p of [j.participant, ...j.otherParticipants]) atJoin.set(`${p.identity}/${p.sid}`, p.version);
-      } else if (m.message.case === 'update') {
-        for (const p of m.message.value.participants) {
-          const k = `${p.identity}/${p.sid}`;
-          if (!seen.has(k)) seen.set(k, []);
-          seen.get(k).push(p.version);
-        }
-      }
-    }
-    for (const [who, versions] of seen) {
-      for (let i = 1; i < versions.length; i++) {
-        assert.ok(versions[i - 1] < versions[i], `${c.label}: versions of ${who} must strictly increase: ${versions}`);
-      }
-      if (atJoin.has(who)) {
-        assert.ok(atJoin.get(who) <= versions[0], `${c.label}: ${who} v${atJoin.get(who)} at join, then ${versions}`);
-      }
-    }
-  }
-}
+const assertNotIn = (room, identity) => assertNotInRoom(rs, room, identity);
+const assertVersionsIncrease = (...clients) => assertVersionsIncreaseIn(clients);
 
 // --- (a) a publisher moves while observers sit in both rooms -------------------------------
 

@@ -15,7 +15,7 @@
 // Presence updates about non-publishers may be batched for up to 3 s, so those waits use
 // DEFAULT_WAIT_MS (8 s); the rest are immediate. "Nothing arrives" is watched for QUIET_MS.
 import assert from 'node:assert/strict';
-import { after, afterEach, before, test } from 'node:test';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   DisconnectReason,
@@ -28,15 +28,19 @@ import {
   TrackPublishedResponse,
   UpdateSubscription,
 } from '@livekit/protocol';
+import { ParticipantInfo_State, RoomServiceClient, TrackSource, TrackType } from 'livekit-server-sdk';
 import {
-  AccessToken,
-  ParticipantInfo_State,
-  RoomServiceClient,
-  TokenVerifier,
-  TrackSource,
-  TrackType,
-  TwirpError,
-} from 'livekit-server-sdk';
+  FAST,
+  QUIET_MS,
+  assertTwirpExact as assertTwirp,
+  assertVersionsIncreaseIn,
+  departed,
+  joinToken,
+  listedIn,
+  sids,
+  useServers,
+  verifier,
+} from '../lib/helpers.js';
 import { DEV_KEY, DEV_SECRET, NOT_FOUND_PARTICIPANT, NOT_FOUND_ROOM, rejection, startDevUsher, unique } from '../lib/usher.js';
 import { SignalClient, infosAbout, isCase, updateAbout } from '../lib/signal.js';
 
@@ -46,34 +50,15 @@ const { AUDIO, VIDEO } = TrackType;
 const { CONNECTION_TIMEOUT, STATE_MISMATCH } = DisconnectReason;
 const { RECONNECT } = LeaveRequest_Action;
 const { SE_TRACK_NOTFOUND } = SubscriptionError;
-const QUIET_MS = 500; // how long "nothing more arrives" is watched for
-const FAST = { timeoutMs: 5000 }; // for immediate (non-batched) messages
 
 let server;
 let rs;
-let open = []; // clients of the running test, closed after it
-
-before(async () => {
-  server = await startDevUsher();
+const open = useServers(startDevUsher, (s) => {
+  server = s;
   rs = new RoomServiceClient(server.url, DEV_KEY, DEV_SECRET);
-});
-
-after(async () => {
-  await server?.stop();
-});
-
-afterEach(async () => {
-  await Promise.all(open.map((c) => c.close()));
-  open = [];
-});
+}); // clients of the running test, closed after it
 
 // --- helpers ------------------------------------------------------------------------------
-
-async function joinToken(room, identity, { metadata } = {}) {
-  const at = new AccessToken(DEV_KEY, DEV_SECRET, { identity, name: `${identity} name`, metadata });
-  at.addGrant({ roomJoin: true, room });
-  return at.toJwt();
-}
 
 async function join(room, identity, opts = {}) {
   const c = await SignalClient.join(server.url, await joinToken(room, identity, opts), { label: identity });
@@ -88,16 +73,8 @@ async function resume(room, identity, sid) {
   return c;
 }
 
-const verifier = new TokenVerifier(DEV_KEY, DEV_SECRET);
-const listed = async (room) => (await rs.listParticipants(room)).map((p) => p.identity).sort();
-const sids = (info) => info.tracks.map((t) => t.sid);
+const listed = (room) => listedIn(rs, room);
 const kinds = (msgs) => msgs.map((m) => m.message.case);
-const departed = (identity) => updateAbout(identity, (p) => p.state === DISCONNECTED);
-
-function assertTwirp(err, code, status, message) {
-  assert.ok(err instanceof TwirpError, `expected TwirpError, got ${err?.constructor?.name}: ${err}`);
-  assert.deepEqual({ code: err.code, status: err.status, message: err.message }, { code, status, message });
-}
 
 /** A refused resume: exactly one leave (STATE_MISMATCH, action RECONNECT), then the close. */
 async function assertToldToRejoin(c) {
@@ -109,22 +86,7 @@ async function assertToldToRejoin(c) {
 }
 
 /** Per client and participant sid, the versions in updates strictly increase. */
-function assertVersionsIncrease(...clients) {
-  for (const c of clients) {
-    const seen = new Map();
-    for (const m of c.all(isCase('update'))) {
-      for (const p of m.message.value.participants) {
-        const k = `${p.identity}/${p.sid}`;
-        seen.set(k, [...(seen.get(k) ?? []), p.version]);
-      }
-    }
-    for (const [who, versions] of seen) {
-      for (let i = 1; i < versions.length; i++) {
-        assert.ok(versions[i - 1] < versions[i], `${c.label}: versions of ${who} must strictly increase: ${versions}`);
-      }
-    }
-  }
-}
+const assertVersionsIncrease = (...clients) => assertVersionsIncreaseIn(clients, { snapshot: false });
 
 // --- lost, kept, resumed with what it missed ----------------------------------------------
 

@@ -10,66 +10,54 @@
 // Presence updates (JOINED / DISCONNECTED of non-publishers) may be batched for up to
 // 3 s, so those waits use DEFAULT_WAIT_MS (8 s); admin-caused updates are immediate.
 import assert from 'node:assert/strict';
-import { after, afterEach, before, test } from 'node:test';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AddTrackRequest, DisconnectReason, LeaveRequest_Action, RequestResponse_Reason } from '@livekit/protocol';
+import { ParticipantInfo_State, RoomServiceClient, TrackSource, TrackType } from 'livekit-server-sdk';
 import {
-  AccessToken,
-  ParticipantInfo_State,
-  RoomServiceClient,
-  TokenVerifier,
-  TrackSource,
-  TrackType,
-  TwirpError,
-} from 'livekit-server-sdk';
+  FAST,
+  QUIET_MS,
+  assertTwirpExact as assertTwirp,
+  assertVersionsIncreaseIn,
+  joinToken,
+  sids,
+  useServers,
+  verifier,
+} from '../lib/helpers.js';
 import { DEV_KEY, DEV_SECRET, NOT_FOUND_PARTICIPANT, rejection, startDevUsher, startUsher, unique } from '../lib/usher.js';
 import { Refused, SignalClient, infosAbout, isCase, updateAbout } from '../lib/signal.js';
 
 const { JOINED, DISCONNECTED } = ParticipantInfo_State;
 const { MICROPHONE: MIC, CAMERA } = TrackSource;
 const { AUDIO, VIDEO } = TrackType;
-const QUIET_MS = 500; // how long "nothing more arrives" is watched for
-const FAST = { timeoutMs: 5000 }; // for immediate (non-batched) messages
 
 let server; // --dev
 let unmuteServer; // room.enable_remote_unmute: true
 let rs;
-let open = []; // clients of the running test, closed after it
-
-before(async () => {
-  [server, unmuteServer] = await Promise.all([
-    startDevUsher(),
-    startUsher(
-      [
-        '--config-body',
-        'room: {enable_remote_unmute: true}\nkeys: {devkey: secret}\n',
-        '--bind',
-        '127.0.0.1',
-        '--port',
-        '0',
-      ],
-      { label: 'usher remote-unmute' },
-    ),
-  ]);
-  rs = new RoomServiceClient(server.url, DEV_KEY, DEV_SECRET);
-});
-
-after(async () => {
-  await Promise.all([server?.stop(), unmuteServer?.stop()]);
-});
-
-afterEach(async () => {
-  await Promise.all(open.map((c) => c.close()));
-  open = [];
-});
+const open = useServers(
+  () =>
+    Promise.all([
+      startDevUsher(),
+      startUsher(
+        [
+          '--config-body',
+          'room: {enable_remote_unmute: true}\nkeys: {devkey: secret}\n',
+          '--bind',
+          '127.0.0.1',
+          '--port',
+          '0',
+        ],
+        { label: 'usher remote-unmute' },
+      ),
+    ]),
+  (s, u) => {
+    server = s;
+    unmuteServer = u;
+    rs = new RoomServiceClient(server.url, DEV_KEY, DEV_SECRET);
+  },
+); // clients of the running test, closed after it
 
 // --- helpers ------------------------------------------------------------------------------
-
-async function joinToken(room, identity, { name, metadata, attributes, grant = {} } = {}) {
-  const at = new AccessToken(DEV_KEY, DEV_SECRET, { identity, name: name ?? `${identity} name`, metadata, attributes });
-  at.addGrant({ roomJoin: true, room, ...grant });
-  return at.toJwt();
-}
 
 async function join(url, room, identity, opts = {}) {
   const token = opts.token ?? (await joinToken(room, identity, opts));
@@ -84,7 +72,6 @@ async function refused(url, token) {
   return err;
 }
 
-const verifier = new TokenVerifier(DEV_KEY, DEV_SECRET);
 const verify = (token) => verifier.verify(token);
 
 const refreshTokens = (c, since = 0) => c.all(isCase('refreshToken'), since).map((m) => m.message.value);
@@ -117,39 +104,8 @@ async function ownTokensOnly(c) {
  * older than the client's JoinResponse snapshot (which the next batched update may repeat
  * with the same version, as LiveKit does).
  */
-function assertVersionsIncrease(...clients) {
-  for (const c of clients) {
-    const atJoin = new Map();
-    const seen = new Map();
-    for (const m of c.received) {
-      if (m.message.case === 'join') {
-        const j = m.message.value;
-        for (const p of [j.participant, ...j.otherParticipants]) atJoin.set(`${p.identity}/${p.sid}`, p.version);
-      } else if (m.message.case === 'update') {
-        for (const p of m.message.value.participants) {
-          const k = `${p.identity}/${p.sid}`;
-          if (!seen.has(k)) seen.set(k, []);
-          seen.get(k).push(p.version);
-        }
-      }
-    }
-    for (const [who, versions] of seen) {
-      for (let i = 1; i < versions.length; i++) {
-        assert.ok(versions[i - 1] < versions[i], `${c.label}: versions of ${who} must strictly increase: ${versions}`);
-      }
-      if (atJoin.has(who)) {
-        assert.ok(atJoin.get(who) <= versions[0], `${c.label}: ${who} v${atJoin.get(who)} at join, then ${versions}`);
-      }
-    }
-  }
-}
+const assertVersionsIncrease = (...clients) => assertVersionsIncreaseIn(clients);
 
-function assertTwirp(err, code, status, message) {
-  assert.ok(err instanceof TwirpError, `expected TwirpError, got ${err?.constructor?.name}: ${err}`);
-  assert.deepEqual({ code: err.code, status: err.status, message: err.message }, { code, status, message });
-}
-
-const sids = (info) => info.tracks.map((t) => t.sid);
 const sorted = (xs) => [...xs].sort();
 const plain = (obj) => ({ ...obj });
 

@@ -21,14 +21,8 @@ import { createServer } from 'node:http';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DisconnectReason } from '@livekit/protocol';
-import {
-  AccessToken,
-  RoomServiceClient,
-  TrackSource,
-  TrackType,
-  WebhookEvent,
-  WebhookReceiver,
-} from 'livekit-server-sdk';
+import { RoomServiceClient, TrackSource, TrackType, WebhookEvent, WebhookReceiver } from 'livekit-server-sdk';
+import { joinToken } from '../lib/helpers.js';
 import { DEV_KEY, DEV_SECRET, rejection, startUsher, unique } from '../lib/usher.js';
 import { SignalClient, isCase } from '../lib/signal.js';
 
@@ -161,12 +155,6 @@ function config(receiverUrl) {
 
 const startHookedUsher = (receiver, label) =>
   startUsher(['--config-body', config(receiver.url), '--bind', '127.0.0.1', '--port', '0'], { label });
-
-async function joinToken(room, identity) {
-  const at = new AccessToken(DEV_KEY, DEV_SECRET, { identity, name: `${identity} name` });
-  at.addGrant({ roomJoin: true, room });
-  return at.toJwt();
-}
 
 /** Join (creates the room), publish a mic, updateParticipant, removeParticipant. */
 async function roomLife(url, room) {
