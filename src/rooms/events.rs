@@ -18,6 +18,9 @@ pub mod names {
     pub const PARTICIPANT_JOINED: &str = "participant_joined";
     /// A participant left.
     pub const PARTICIPANT_LEFT: &str = "participant_left";
+    /// A participant went away before its connection was ever up (Usher: its WebSocket
+    /// upgrade failed after the join).
+    pub const PARTICIPANT_CONNECTION_ABORTED: &str = "participant_connection_aborted";
     /// A track was published.
     pub const TRACK_PUBLISHED: &str = "track_published";
     /// A track was unpublished.

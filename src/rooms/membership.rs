@@ -150,12 +150,27 @@ impl Room {
         let hidden = p.hidden();
         self.participants.insert(identity.clone(), p);
         self.refresh();
-        self.emit(super::events::names::PARTICIPANT_JOINED, Some(info.clone()));
+        // The backend hears `participant_joined` once the socket is up (`session_started`).
         // Everyone, the newcomer included, learns of the JOINED state with the next batch (it
         // is not a publisher yet); its first refresh token goes now, as LiveKit's does.
         self.queue_presence(&sid, info, hidden);
         self.send_refresh_token(identity.as_str());
         Ok(sid)
+    }
+
+    /// The socket of `key` is up and served (the WebSocket upgrade completed): the backend
+    /// hears that the participant joined. LiveKit sends `participant_joined` when a participant
+    /// becomes active (its media connected); until the media plane exists, a served socket is
+    /// Usher's "connected". A join whose upgrade fails ends as `participant_connection_aborted`
+    /// with no `participant_joined` before it, as LiveKit's receivers expect.
+    pub fn session_started(&mut self, key: &SessionKey) {
+        let Some(p) = self.participants.get_mut(&key.identity) else { return };
+        if p.sid != key.sid || p.outbox.connection() != key.connection || p.connected {
+            return;
+        }
+        p.connected = true;
+        let info = p.snapshot.proto.clone();
+        self.emit(super::events::names::PARTICIPANT_JOINED, Some(info));
     }
 
     /// Whether `spec` could join now (validation without joining, for `/rtc/validate`).
@@ -300,7 +315,12 @@ impl Room {
         p.bump();
         let mut info = p.to_proto();
         info.disconnect_reason = reason as i32;
-        self.emit(super::events::names::PARTICIPANT_LEFT, Some(info.clone()));
+        let event = if p.connected {
+            super::events::names::PARTICIPANT_LEFT
+        } else {
+            super::events::names::PARTICIPANT_CONNECTION_ABORTED
+        };
+        self.emit(event, Some(info.clone()));
         info
     }
 
@@ -437,6 +457,33 @@ mod tests {
 
     fn join(r: &mut Room, identity: &str) -> (SessionKey, Inbox) {
         testkit::join(r, identity, 16)
+    }
+
+    #[test]
+    fn the_backend_hears_of_a_join_once_its_socket_is_up_and_of_an_aborted_one_as_such() {
+        let (mut r, events) = testkit::recorded_room("r", 20);
+        let (alice, _a) = testkit::join_unconnected(&mut r, "alice", 16);
+        assert!(events.0.lock().is_empty(), "no participant_joined before the socket is up");
+        r.session_started(&alice);
+        r.session_started(&alice);
+        assert_eq!(*events.0.lock(), ["participant_joined"], "once, however often the session says so");
+        r.remove("alice", DisconnectReason::ParticipantRemoved, 0, Instant::now()).unwrap();
+        assert_eq!(*events.0.lock(), ["participant_joined", "participant_left"]);
+
+        // An upgrade that never completed: no joined, and the departure is an aborted connection.
+        events.0.lock().clear();
+        let (_bob, _b) = testkit::join_unconnected(&mut r, "bob", 16);
+        r.remove("bob", DisconnectReason::JoinFailure, 0, Instant::now()).unwrap();
+        assert_eq!(*events.0.lock(), ["participant_connection_aborted"]);
+
+        // A key from a replaced session does not announce the new one.
+        events.0.lock().clear();
+        let (old, _c1) = testkit::join_unconnected(&mut r, "carol", 16);
+        let (new, _c2) = testkit::join_unconnected(&mut r, "carol", 16);
+        r.session_started(&old);
+        assert_eq!(*events.0.lock(), ["participant_connection_aborted"], "the replaced session aborted");
+        r.session_started(&new);
+        assert_eq!(*events.0.lock(), ["participant_connection_aborted", "participant_joined"]);
     }
 
     #[test]

@@ -56,7 +56,7 @@ impl Room {
             // LiveKit Cloud's answer, word for word: the client could not follow.
             return Err(RoomError::CannotMove("participant client version does not support moving"));
         }
-        if p.detached_since.is_some() {
+        if p.detached_since.is_some() || !p.connected {
             return Err(RoomError::CannotMove("participant is not connected"));
         }
         Ok(())

@@ -281,6 +281,9 @@ pub struct Participant {
     /// Subscriptions asked for by track sid (true = subscribe), kept for the media plane.
     /// Only sids of tracks that exist are kept, so the map is bounded by the room's tracks.
     pub(super) subscriptions: BTreeMap<String, bool>,
+    /// Its socket has been served (the WebSocket upgrade completed). Until then the backend
+    /// has not been told it joined, and a departure is an aborted connection.
+    pub(super) connected: bool,
 }
 
 impl Participant {
@@ -299,6 +302,7 @@ impl Participant {
             home,
             detached_since: None,
             subscriptions: BTreeMap::new(),
+            connected: false,
         };
         p.snapshot = super::Snapshot::new(p.to_proto());
         p

@@ -7,6 +7,7 @@ use tokio::time::Instant;
 
 use super::{
     JoinSpec, Outbox,
+    events::EventSink,
     participant::{Inbox, NoRefresh, SessionKey},
     room::{Room, RoomSpec},
 };
@@ -36,11 +37,37 @@ pub fn spec(identity: &str, protocol: i32) -> JoinSpec {
     }
 }
 
-/// Joins `identity` and returns its session key and queue.
+/// Joins `identity` and returns its session key and queue; its socket counts as up (as once a
+/// session task serves it).
 pub fn join(r: &mut Room, identity: &str, protocol: i32) -> (SessionKey, Inbox) {
+    let (key, inbox) = join_unconnected(r, identity, protocol);
+    r.session_started(&key);
+    (key, inbox)
+}
+
+/// Joins `identity` without its socket ever coming up (an upgrade that has not completed).
+pub fn join_unconnected(r: &mut Room, identity: &str, protocol: i32) -> (SessionKey, Inbox) {
     let (outbox, inbox) = Outbox::channel();
     let sid = r.join(spec(identity, protocol), outbox, 2_000, "test").unwrap();
     (SessionKey { identity: ParticipantIdentity::new(identity), sid, connection: inbox.connection }, inbox)
+}
+
+/// An [`EventSink`] that keeps the names of the events it is given, in order.
+#[derive(Debug, Default)]
+pub struct RecordedEvents(pub parking_lot::Mutex<Vec<String>>);
+
+impl EventSink for RecordedEvents {
+    fn emit(&self, event: proto::WebhookEvent) {
+        self.0.lock().push(event.event);
+    }
+}
+
+/// A room like [`room`] whose events are recorded.
+pub fn recorded_room(name: &str, departure_secs: u64) -> (Room, Arc<RecordedEvents>) {
+    let mut r = room(name, departure_secs);
+    let events = Arc::new(RecordedEvents::default());
+    r.set_events(Arc::clone(&events) as Arc<dyn EventSink>);
+    (r, events)
 }
 
 /// Everything queued for a session so far, decoded.

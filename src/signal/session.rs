@@ -139,6 +139,9 @@ pub async fn run(mut socket: WebSocket, app: Arc<AppState>, home: Arc<Home>, key
     let mut farewell =
         Farewell { app: Arc::clone(&app), home: Arc::clone(&home), key: key.clone(), ending: Ending::Lost };
     let Inbox { mut frames, kick, .. } = inbox;
+    // Before the first frame (the JoinResponse) goes out, so a client that waits for it sees
+    // its `participant_joined` ahead of anything it causes.
+    app.registry.with_session(&home, &key, |r| r.session_started(&key));
     let sid = &key.sid;
     let ping_timeout = Duration::from_secs(PING_TIMEOUT_SECS.unsigned_abs().into());
     let silence = tokio::time::sleep(ping_timeout);
