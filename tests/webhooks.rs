@@ -32,20 +32,29 @@ struct Received {
     fail_first: AtomicUsize,
     /// Never answer (a hung receiver).
     hang: bool,
+    /// Never answer events about this room (the others are answered).
+    hang_room: Option<&'static str>,
+    /// Take this long to answer each request.
+    delay: Duration,
     attempts: AtomicUsize,
 }
 
 async fn receive(State(r): State<Arc<Received>>, headers: HeaderMap, body: Bytes) -> axum::http::StatusCode {
     r.attempts.fetch_add(1, Ordering::SeqCst);
-    if r.hang {
+    let about_hung_room = r.hang_room.is_some_and(|room| {
+        serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|e| e["room"]["name"] == room)
+    });
+    if r.hang || about_hung_room {
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
+    tokio::time::sleep(r.delay).await;
     if r.fail_first.load(Ordering::SeqCst) > 0 {
         r.fail_first.fetch_sub(1, Ordering::SeqCst);
         return axum::http::StatusCode::SERVICE_UNAVAILABLE;
     }
     // Verify as LiveKit's receivers do: the JWT (no "Bearer "), then the body's hash.
     assert_eq!(headers["content-type"], "application/webhook+json");
+    assert_eq!(headers["user-agent"], "LiveKit", "as LiveKit's notifier");
     let token = headers["authorization"].to_str().unwrap();
     let verifier = TokenVerifier::new(Keys::new([(common::KEY.to_string(), common::SECRET.to_string())]));
     let claims = verifier.verify(token, usher::clock::SystemClock.now_secs()).expect("signed with the webhook key");
@@ -184,9 +193,96 @@ async fn a_hung_receiver_slows_nothing_and_drops_are_counted() {
         .await
         .unwrap();
     assert_eq!(list.participants[0].tracks.len(), 20);
-    let stats = s.app().webhooks.as_ref().unwrap().stats();
-    // One event is being sent (hung), two wait; the rest were dropped and counted.
-    assert!(stats.dropped_full.load(Ordering::SeqCst) >= 15, "{}", stats.dropped_full.load(Ordering::SeqCst));
+    let app = Arc::clone(s.app());
+    let stats = app.webhooks.as_ref().unwrap().stats();
+    // room_started and participant_joined came first; then 20 track_published. One event is
+    // being sent (hung), two wait; the rest were dropped and counted.
+    let dropped = stats.dropped_full.load(Ordering::SeqCst);
+    assert!(dropped >= 15, "{dropped}");
+    s.stop().await;
+    // Shutdown's grace ran out: what was still queued or being sent is counted once, as
+    // dropped at shutdown, and nothing is left pending or also counted delivered.
+    let at_shutdown = stats.dropped_shutdown.load(Ordering::SeqCst);
+    assert!(at_shutdown >= 1, "the hung delivery and what waited behind it");
+    assert_eq!(stats.pending.load(Ordering::SeqCst), 0);
+    assert_eq!(stats.delivered.load(Ordering::SeqCst), 0);
+    assert_eq!(stats.dropped_full.load(Ordering::SeqCst) + at_shutdown, stats.lost());
+    // 2 + 20 events before the stop, 20 track_unpublished + participant_left + room_finished
+    // at it: every one counted exactly once.
+    assert_eq!(stats.lost(), 44);
+}
+
+#[tokio::test]
+async fn a_hung_room_does_not_hold_up_other_rooms() {
+    let r = Arc::new(Received { hang_room: Some("stuck"), ..Default::default() });
+    let addr = receiver(Arc::clone(&r)).await;
+    let s = TestServer::spawn(&config(addr, "")).await;
+    let (_a, _) = SignalClient::join(s.addr, &join_token("stuck", "a")).await;
+    let (_b, _) = SignalClient::join(s.addr, &join_token("free", "b")).await;
+    let events = wait_for(&r, 2).await;
+    assert_eq!(names(&events), ["room_started", "participant_joined"]);
+    assert!(events.iter().all(|e| e["room"]["name"] == "free"), "{events:?}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn queued_events_are_delivered_during_shutdowns_grace() {
+    // A slow receiver: 200 ms an event, so the room's last events are still queued at stop.
+    let r = Arc::new(Received { delay: Duration::from_millis(200), ..Default::default() });
+    let addr = receiver(Arc::clone(&r)).await;
+    let s = TestServer::spawn(&config(addr, "")).await;
+    let (_a, _) = SignalClient::join(s.addr, &join_token("grace", "a")).await;
+    let (_b, _) = SignalClient::join(s.addr, &join_token("grace", "b")).await;
+    let app = Arc::clone(s.app());
+    s.stop().await;
+    // The shutdown closed the room: both leave, then room_finished, all within the grace.
+    let got = names(&r.events.lock());
+    assert_eq!(
+        got,
+        [
+            "room_started",
+            "participant_joined",
+            "participant_joined",
+            "participant_left",
+            "participant_left",
+            "room_finished"
+        ]
+    );
+    let stats = app.webhooks.as_ref().unwrap().stats();
+    assert_eq!((stats.delivered.load(Ordering::SeqCst), stats.lost()), (6, 0));
+}
+
+#[tokio::test]
+async fn included_extras_are_sent_and_include_wins_over_exclude() {
+    let r = Arc::new(Received::default());
+    let addr = receiver(Arc::clone(&r)).await;
+    let filters = concat!(
+        "  filter_params:\n",
+        "    include_events: [room_started, room_metadata_changed]\n",
+        "    exclude_events: [room_started]\n"
+    );
+    let s = TestServer::spawn(&config(addr, filters)).await;
+    let _: proto::Room = s
+        .proto(
+            "CreateRoom",
+            &common::create_list(),
+            &proto::CreateRoomRequest { name: "x".into(), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    let (_a, _) = SignalClient::join(s.addr, &join_token("x", "a")).await;
+    let _: proto::Room = s
+        .proto(
+            "UpdateRoomMetadata",
+            &admin("x"),
+            &proto::UpdateRoomMetadataRequest { room: "x".into(), metadata: "agenda".into() },
+        )
+        .await
+        .unwrap();
+    let events = wait_for(&r, 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(names(&r.events.lock()), ["room_started", "room_metadata_changed"], "joins are not included");
+    assert_eq!(events[1]["room"]["metadata"], "agenda");
     s.stop().await;
 }
 

@@ -38,7 +38,8 @@ impl Sender {
     pub fn new(api_key: String, secret: String, clock: SharedClock, retry_base: Duration) -> Self {
         let client = reqwest::Client::builder()
             .timeout(ATTEMPT_TIMEOUT)
-            .user_agent(concat!("Usher/", env!("CARGO_PKG_VERSION")))
+            // LiveKit's notifier says "LiveKit"; receivers may filter on it.
+            .user_agent("LiveKit")
             .build()
             .unwrap_or_default();
         Self { api_key, secret, clock, retry_base, client }
@@ -88,7 +89,7 @@ impl Sender {
     fn backoff(&self, attempt: u32) -> Duration {
         let base = self.retry_base.saturating_mul(1 << (attempt - 1).min(16)).min(MAX_BACKOFF);
         let jitter = rand::rng().random_range(0.8..1.2);
-        base.mul_f64(jitter)
+        base.mul_f64(jitter).min(MAX_BACKOFF)
     }
 }
 

@@ -22,7 +22,10 @@ use std::{
     time::Duration,
 };
 
-use tokio::{sync::mpsc, time::Instant};
+use tokio::{
+    sync::{mpsc, watch},
+    time::Instant,
+};
 
 use crate::{
     clock::SharedClock,
@@ -34,6 +37,12 @@ use crate::{
 
 /// Events waiting for the dispatcher, all rooms together.
 const INTAKE: usize = 10_000;
+/// A lane with nothing to send for this long ends (LiveKit reaps idle per-room queues after
+/// 5 minutes); the room's next event starts a new one. Bounds the lanes of rooms whose
+/// `room_finished` never came through (dropped when the intake was full).
+const LANE_IDLE: Duration = Duration::from_secs(300);
+/// After shutdown's grace, how long lanes get to notice they are cancelled.
+const CANCEL_WAIT: Duration = Duration::from_secs(1);
 
 /// What happened to events, since start. An event taken in ends, for each receiver that
 /// wants it, in exactly one of `delivered`, `dropped_*` or `failed`; an event refused at the
@@ -90,7 +99,10 @@ pub struct Notifier {
     config: WebhookConfig,
     clock: SharedClock,
     stats: Arc<Stats>,
+    /// The dispatcher task (which ends after every lane); taken by `shutdown`.
     done: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Set when shutdown's grace ran out: every lane stops where it is.
+    cancel: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Notifier {
@@ -114,10 +126,19 @@ impl Notifier {
         let (intake, rx) = mpsc::channel(INTAKE);
         let stats = Arc::new(Stats::default());
         let sender = deliver::Sender::new(config.api_key.clone(), secret, Arc::clone(&clock), config.retry_base);
-        let dispatcher = Dispatcher { config: config.clone(), sender: Arc::new(sender), stats: Arc::clone(&stats) };
+        let (cancel, cancelled) = watch::channel(false);
+        let dispatcher =
+            Dispatcher { config: config.clone(), sender: Arc::new(sender), stats: Arc::clone(&stats), cancelled };
         let done = tokio::spawn(dispatcher.run(rx));
         tracing::info!(urls = ?config.urls, "webhooks on");
-        Some(Arc::new(Self { intake, config: config.clone(), clock, stats, done: parking_lot::Mutex::new(Some(done)) }))
+        Some(Arc::new(Self {
+            intake,
+            config: config.clone(),
+            clock,
+            stats,
+            done: parking_lot::Mutex::new(Some(done)),
+            cancel,
+        }))
     }
 
     /// Counters of what happened to events.
@@ -130,13 +151,18 @@ impl Notifier {
         allows(&self.config, event)
     }
 
-    /// Stops taking events and gives queued ones up to `grace` to be delivered.
+    /// Stops taking events and gives queued ones up to `grace` to be delivered. Whatever is
+    /// still queued or being sent then is cancelled and counted in `dropped_shutdown`, once:
+    /// the lanes have stopped before the count is taken, so nothing is also counted delivered.
     pub async fn shutdown(&self, grace: Duration) {
         let _ = self.intake.send(Intake::Drain).await;
         let done = self.done.lock().take();
-        if let Some(done) = done
-            && tokio::time::timeout(grace, done).await.is_err()
-        {
+        let Some(mut done) = done else { return };
+        if tokio::time::timeout(grace, &mut done).await.is_err() {
+            let _ = self.cancel.send(true);
+            if tokio::time::timeout(CANCEL_WAIT, done).await.is_err() {
+                tracing::warn!("webhook lanes did not stop after being cancelled");
+            }
             let left = self.stats.pending.swap(0, Ordering::Relaxed);
             self.stats.dropped_shutdown.fetch_add(left, Ordering::Relaxed);
             tracing::warn!(
@@ -173,6 +199,8 @@ struct Dispatcher {
     config: WebhookConfig,
     sender: Arc<deliver::Sender>,
     stats: Arc<Stats>,
+    /// Shutdown's "stop now", handed to every lane.
+    cancelled: watch::Receiver<bool>,
 }
 
 /// A lane's queue and task.
@@ -224,34 +252,10 @@ impl Dispatcher {
         if !wanted {
             Stats::bump(&self.stats.filtered);
         }
-        let depth = usize::try_from(self.config.max_depth.max(1)).unwrap_or(200);
         for (u, url) in self.config.urls.iter().enumerate() {
             let key = (u, queued.room.clone());
             if wanted {
-                let lane = lanes.entry(key.clone()).or_insert_with(|| {
-                    let (tx, lane_rx) = mpsc::channel(depth);
-                    let lane = Lane {
-                        url: url.clone(),
-                        sender: Arc::clone(&self.sender),
-                        stats: Arc::clone(&self.stats),
-                        max_age: self.config.max_age,
-                    };
-                    let task = tokio::spawn(lane.run(lane_rx, retired.remove(&key)));
-                    LaneHandle { tx, task }
-                });
-                match lane.tx.try_send(queued.clone()) {
-                    Ok(()) => {
-                        self.stats.pending.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        let q = match e {
-                            mpsc::error::TrySendError::Full(q) | mpsc::error::TrySendError::Closed(q) => q,
-                        };
-                        let total = Stats::bump(&self.stats.dropped_full);
-                        tracing::warn!(event_id = %q.event.id, url = %url, room = %q.room, dropped_total = total,
-                            "webhook queue full for this receiver and room; event dropped");
-                    }
-                }
+                self.enqueue(url, &key, queued.clone(), lanes, retired);
             }
             // The room is gone: its lane delivers what it holds and ends.
             if finished && let Some(lane) = lanes.remove(&key) {
@@ -259,6 +263,63 @@ impl Dispatcher {
                 retired.insert(key, lane.task);
             }
         }
+    }
+
+    /// Puts `queued` on its lane, starting the lane if there is none (or the last one ended
+    /// idle: the new one starts after it, so order holds). A full lane drops the event.
+    fn enqueue(
+        &self,
+        url: &str,
+        key: &LaneKey,
+        mut queued: Queued,
+        lanes: &mut HashMap<LaneKey, LaneHandle>,
+        retired: &mut HashMap<LaneKey, tokio::task::JoinHandle<()>>,
+    ) {
+        for _ in 0..2 {
+            if lanes.get(key).is_some_and(|l| l.tx.is_closed())
+                && let Some(ended) = lanes.remove(key)
+            {
+                retired.insert(key.clone(), ended.task);
+            }
+            if !lanes.contains_key(key) {
+                // Amortised pruning of lanes that ended idle and were never needed again.
+                if lanes.len().is_power_of_two() {
+                    lanes.retain(|_, l| !l.tx.is_closed());
+                }
+                let lane = self.new_lane(url, retired.remove(key));
+                lanes.insert(key.clone(), lane);
+            }
+            let Some(lane) = lanes.get(key) else { return };
+            match lane.tx.try_send(queued) {
+                Ok(()) => {
+                    self.stats.pending.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                // The lane ended idle just now: once more, on a new lane.
+                Err(mpsc::error::TrySendError::Closed(q)) => queued = q,
+                Err(mpsc::error::TrySendError::Full(q)) => {
+                    queued = q;
+                    break;
+                }
+            }
+        }
+        let total = Stats::bump(&self.stats.dropped_full);
+        tracing::warn!(event_id = %queued.event.id, url = %url, room = %queued.room, dropped_total = total,
+            "webhook queue full for this receiver and room; event dropped");
+    }
+
+    /// A lane for one receiver and room, starting once `before` (its predecessor) is through.
+    fn new_lane(&self, url: &str, before: Option<tokio::task::JoinHandle<()>>) -> LaneHandle {
+        let depth = usize::try_from(self.config.max_depth.max(1)).unwrap_or(200);
+        let (tx, lane_rx) = mpsc::channel(depth);
+        let lane = Lane {
+            url: url.to_string(),
+            sender: Arc::clone(&self.sender),
+            stats: Arc::clone(&self.stats),
+            max_age: self.config.max_age,
+        };
+        let task = tokio::spawn(lane.run(lane_rx, before, self.cancelled.clone()));
+        LaneHandle { tx, task }
     }
 }
 
@@ -280,31 +341,69 @@ struct Lane {
 }
 
 impl Lane {
-    async fn run(self, mut rx: mpsc::Receiver<Queued>, before: Option<tokio::task::JoinHandle<()>>) {
+    async fn run(
+        self,
+        mut rx: mpsc::Receiver<Queued>,
+        before: Option<tokio::task::JoinHandle<()>>,
+        mut cancelled: watch::Receiver<bool>,
+    ) {
         if let Some(before) = before {
-            let _ = before.await;
+            tokio::select! {
+                _ = before => {}
+                () = cancel(&mut cancelled) => return,
+            }
         }
         // Ends when the dispatcher lets go of the lane (room finished, or shutdown) and
-        // everything queued is through.
-        while let Some(queued) = rx.recv().await {
-            let id = &queued.event.id;
-            if queued.at.elapsed() > self.max_age {
-                let total = Stats::bump(&self.stats.dropped_expired);
-                tracing::warn!(event_id = %id, url = %self.url, dropped_total = total,
-                    "webhook event waited longer than max_age; dropped");
-            } else {
-                match self.sender.deliver(&self.url, &queued.event).await {
-                    Ok(()) => {
-                        Stats::bump(&self.stats.delivered);
-                    }
-                    Err(e) => {
-                        let total = Stats::bump(&self.stats.failed);
-                        tracing::warn!(event_id = %id, url = %self.url, error = %e, failed_total = total,
-                            "webhook delivery given up");
-                    }
+        // everything queued is through, after [`LANE_IDLE`] with nothing to do, or when
+        // shutdown cancels it (what it holds is then counted by `shutdown`).
+        loop {
+            let queued = tokio::select! {
+                queued = rx.recv() => match queued {
+                    Some(q) => q,
+                    None => return,
+                },
+                () = tokio::time::sleep(LANE_IDLE) => {
+                    // No more taken; anything that came meanwhile is still delivered.
+                    rx.close();
+                    continue;
                 }
+                () = cancel(&mut cancelled) => return,
+            };
+            tokio::select! {
+                // A delivery that completed is counted as delivered, not as cancelled.
+                biased;
+                () = self.handle(&queued) => {}
+                () = cancel(&mut cancelled) => return,
             }
-            self.stats.pending.fetch_sub(1, Ordering::Relaxed);
+            let _ = self.stats.pending.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         }
+    }
+
+    /// Delivers one event, or drops it when it waited too long; counts either way.
+    async fn handle(&self, queued: &Queued) {
+        let id = &queued.event.id;
+        if queued.at.elapsed() > self.max_age {
+            let total = Stats::bump(&self.stats.dropped_expired);
+            tracing::warn!(event_id = %id, url = %self.url, dropped_total = total,
+                "webhook event waited longer than max_age; dropped");
+            return;
+        }
+        match self.sender.deliver(&self.url, &queued.event).await {
+            Ok(()) => {
+                Stats::bump(&self.stats.delivered);
+            }
+            Err(e) => {
+                let total = Stats::bump(&self.stats.failed);
+                tracing::warn!(event_id = %id, url = %self.url, error = %e, failed_total = total,
+                    "webhook delivery given up");
+            }
+        }
+    }
+}
+
+/// Resolves once shutdown cancels the lanes (never, if the notifier is gone without one).
+async fn cancel(cancelled: &mut watch::Receiver<bool>) {
+    if cancelled.wait_for(|c| *c).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
