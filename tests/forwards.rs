@@ -229,3 +229,32 @@ async fn the_participant_joining_where_its_copy_is_replaces_the_copy() {
     let _: proto::ParticipantInfo = s.proto("UpdateParticipant", &admin("b"), &req).await.unwrap();
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_copy_follows_publications_and_unpublications() {
+    let s = TestServer::spawn("").await;
+    let (mut in_b, _) = SignalClient::join(s.addr, &join_token("b", "watcher")).await;
+    let (mut host, _) = SignalClient::join(s.addr, &join_token("a", "host")).await;
+    let mic = host.publish("mic", TrackType::Audio, TrackSource::Microphone).await;
+    forward(&s, "host", "a", "b").await.unwrap();
+    in_b.recv_until("copy with the mic", |m| update_about(m, "host").is_some_and(|p| p.tracks.len() == 1)).await;
+
+    // A publication made after the forward is forwarded too.
+    let cam = host.publish("cam", TrackType::Video, TrackSource::Camera).await;
+    let m = in_b.recv_until("cam forwarded", |m| update_about(m, "host").is_some_and(|p| p.tracks.len() == 2)).await;
+    let sids: Vec<_> = update_about(&m, "host").unwrap().tracks.iter().map(|t| t.sid.clone()).collect();
+    assert_eq!(sids, [mic.sid.clone(), cam.sid.clone()], "the same publications, not copies");
+    assert_eq!(get(&s, "b", "host").await.unwrap().tracks.len(), 2);
+
+    // Revoking publish unpublishes at home, and the copy loses the tracks with it.
+    let mut req = proto::UpdateParticipantRequest { room: "a".into(), identity: "host".into(), ..Default::default() };
+    req.permission = Some(proto::ParticipantPermission { can_subscribe: true, ..Default::default() });
+    let _: proto::ParticipantInfo = s.proto("UpdateParticipant", &admin("a"), &req).await.unwrap();
+    in_b.recv_until("tracks gone from the copy", |m| update_about(m, "host").is_some_and(|p| p.tracks.is_empty()))
+        .await;
+    let copy = get(&s, "b", "host").await.unwrap();
+    assert!(copy.tracks.is_empty());
+    assert!(copy.kind_details.contains(&(KindDetail::Forwarded as i32)), "still shown in b, without tracks");
+    assert!(get(&s, "a", "host").await.unwrap().tracks.is_empty());
+    s.stop().await;
+}

@@ -103,15 +103,14 @@ impl Room {
             self.emit_track(super::events::names::TRACK_UNPUBLISHED, &p.snapshot.proto, track.clone());
         }
         self.emit(super::events::names::PARTICIPANT_LEFT, Some(info.clone()));
-        let (sid, hidden, publisher) = (p.sid.clone(), p.hidden(), p.is_publisher);
+        let (sid, hidden) = (p.sid.clone(), p.hidden());
         if !hidden {
             self.record_departure(&sid, &p.spec.identity, p.version, DisconnectReason::Migration, now);
         }
-        if publisher {
-            self.broadcast(&sid, info, hidden, false);
-        } else if !hidden {
-            self.queue_presence(&sid, info, false);
-        }
+        // At once, publisher or not (no presence batch): the arrival in the destination is
+        // sent at once too, so no observer can see the participant in both rooms while one
+        // room's batch is waiting. Moves come one RPC at a time, not in storms.
+        self.broadcast(&sid, info, hidden, false);
         Ok(Moving { participant: p })
     }
 
@@ -133,7 +132,7 @@ impl Room {
         p.subscriptions.clear();
         let orphaned = p.home.finish_move(self.name.clone(), p.outbox.connection());
         p.bump();
-        let (sid, hidden, publisher) = (p.sid.clone(), p.hidden(), p.is_publisher);
+        let (sid, hidden) = (p.sid.clone(), p.hidden());
         let info = p.snapshot.proto.clone();
         let (grant, expiry) = (p.spec.grant.clone(), p.spec.token_expires_at);
         let others = self.visible_infos(None);
@@ -156,11 +155,8 @@ impl Room {
         if let Some(p) = self.participants.get(&identity) {
             p.outbox.push_or_kick(encode_signal(Signal::RoomMoved(moved)));
         }
-        if publisher {
-            self.broadcast(&sid, info, hidden, false);
-        } else if !hidden {
-            self.queue_presence(&sid, info, false);
-        }
+        // At once, as the departure from the source was (see `move_out`).
+        self.broadcast(&sid, info, hidden, false);
 
         match orphaned {
             Some(SessionEnd::Left(reason)) => self.drop_participant(identity.as_str(), reason, None, now),
@@ -234,6 +230,39 @@ mod tests {
         assert_eq!(home.settle(alice.connection, SessionEnd::Lost).unwrap().as_str(), "a");
         assert!(matches!(a.move_out("alice", Instant::now()), Err(RoomError::CannotMove(_))));
         assert!(a.participant_info("alice").is_ok(), "still here for its end to find");
+    }
+
+    #[test]
+    fn observers_hear_of_a_moving_non_publisher_at_once_not_with_the_next_batch() {
+        let (mut a, mut b) = (room("a"), room("b"));
+        let mut alice = join(&mut a, "alice", 16);
+        let mut watcher_a = join(&mut a, "wa", 16);
+        let mut watcher_b = join(&mut b, "wb", 16);
+        a.flush_updates();
+        b.flush_updates();
+        for inbox in [&mut alice, &mut watcher_a, &mut watcher_b] {
+            drain(inbox);
+        }
+        let moving = a.move_out("alice", Instant::now()).unwrap();
+        let left = drain(&mut watcher_a);
+        assert!(
+            matches!(&left[..], [Signal::Update(u)] if u.participants[0].identity == "alice"
+                && u.participants[0].disconnect_reason == DisconnectReason::Migration as i32),
+            "the source sees it go before any batch: {left:?}"
+        );
+        b.move_in(moving, Instant::now());
+        let arrived = drain(&mut watcher_b);
+        assert!(
+            matches!(&arrived[..], [Signal::Update(u)] if u.participants[0].identity == "alice"),
+            "the destination sees it arrive before any batch: {arrived:?}"
+        );
+    }
+
+    #[test]
+    fn a_participant_whose_socket_never_came_up_cannot_be_moved() {
+        let mut a = room("a");
+        let _bob = testkit::join_unconnected(&mut a, "bob", 16);
+        assert!(matches!(a.check_move_out("bob"), Err(RoomError::CannotMove(_))));
     }
 
     #[test]

@@ -87,6 +87,10 @@ pub struct CreateRequest {
     pub metadata: String,
 }
 
+/// How long a request from a moving participant's socket waits for the move to finish (the
+/// move's two phases take microseconds; this covers a descheduled thread on a busy machine).
+const MOVE_PATIENCE: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl Registry {
     /// An empty registry.
     pub fn new(defaults: RoomDefaults, clock: SharedClock, refresher: Arc<dyn TokenRefresher>) -> Self {
@@ -396,8 +400,17 @@ impl Registry {
     /// participant to its new room; `None` when the socket no longer holds its participant.
     pub fn with_session<T>(&self, home: &Home, key: &SessionKey, f: impl FnOnce(&mut Room) -> T) -> Option<T> {
         let mut f = Some(f);
-        for _ in 0..1000 {
+        // Wall-clock on purpose: the wait is for another thread's two synchronous phases, and
+        // tokio's clock stands still in paused-time tests. A move that has not finished in
+        // this long (its thread descheduled on a loaded machine) is waited for, not dropped
+        // after a fixed number of spins.
+        let patience = std::time::Instant::now() + MOVE_PATIENCE;
+        loop {
             if home.is_moving() {
+                if std::time::Instant::now() > patience {
+                    tracing::warn!(participant = %key.identity, "request dropped: the participant's move did not finish");
+                    return None;
+                }
                 std::thread::yield_now();
                 continue;
             }
@@ -412,7 +425,6 @@ impl Registry {
                 return None;
             }
         }
-        None
     }
 
     /// Runs `f` on a room under its lock, then delivers the forwarding notices it left for
