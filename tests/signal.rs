@@ -305,14 +305,15 @@ async fn a_stalled_client_is_dropped_and_the_room_keeps_serving_everyone_else() 
     let s = TestServer::spawn("").await;
     let (mut reader, _) = SignalClient::join(s.addr, &join_token("r", "reader")).await;
     let (stalled, _) = SignalClient::join(s.addr, &join_token("r", "stalled")).await; // never reads again
-    let metadata = "x".repeat(32 * 1024);
+    let metadata = "x".repeat(4 * 1024);
     let sender = {
         let s_url = s.url();
         let http = s.http.clone();
         let metadata = metadata.clone();
         tokio::spawn(async move {
-            // ~48 MB of RoomUpdates: more than the socket buffers and the 1024-frame queue hold.
-            for i in 0..1500 {
+            // 10,000 RoomUpdates, ~40 MB: more than the socket buffers and the 1024-frame queue
+            // hold for a client that reads nothing.
+            for i in 0..10_000 {
                 let body = format!(r#"{{"room":"r","metadata":"{i}{metadata}"}}"#);
                 let resp = http
                     .post(format!("{s_url}/twirp/livekit.RoomService/UpdateRoomMetadata"))
@@ -333,13 +334,14 @@ async fn a_stalled_client_is_dropped_and_the_room_keeps_serving_everyone_else() 
         })
         .await;
     assert!(update_about(&m, "stalled").is_some());
+    // It keeps reading while the updates go on, and gets every one of them.
     let mut room_updates = reader.seen.iter().filter(|m| matches!(m, Signal::RoomUpdate(_))).count();
-    sender.await.unwrap();
-    while room_updates < 1500 {
+    while room_updates < 10_000 {
         if matches!(reader.recv().await.expect("reader still served"), Signal::RoomUpdate(_)) {
             room_updates += 1;
         }
     }
+    sender.await.unwrap();
     let list: proto::ListParticipantsResponse =
         s.proto("ListParticipants", &admin("r"), &proto::ListParticipantsRequest { room: "r".into() }).await.unwrap();
     assert_eq!(list.participants.iter().map(|p| p.identity.as_str()).collect::<Vec<_>>(), ["reader"]);
@@ -446,5 +448,46 @@ async fn nothing_follows_a_leave_even_while_the_client_keeps_pinging() {
             frames.len()
         );
     }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_oversized_frame_ends_only_its_own_session() {
+    // 2 KiB frames at most; the room's departure window is 1 s.
+    let s = TestServer::spawn("limit:\n  signal_message_size_limit: 2048\nroom:\n  departure_timeout: 1\n").await;
+    let (mut obs, _) = SignalClient::join(s.addr, &join_token("big", "observer")).await;
+    let (mut big, _) = SignalClient::join(s.addr, &join_token("big", "big")).await;
+    // An UpdateParticipantMetadata of 8 KiB: over the frame limit, refused before decoding.
+    let update = proto::SignalRequest {
+        message: Some(Req::UpdateMetadata(proto::UpdateParticipantMetadata {
+            metadata: "m".repeat(8 * 1024),
+            ..Default::default()
+        })),
+    };
+    big.send_raw(prost::Message::encode_to_vec(&update)).await;
+    // The sender's socket is closed; nothing of the frame was applied.
+    while big.recv().await.is_some() {}
+    let info: proto::ParticipantInfo = s
+        .proto(
+            "GetParticipant",
+            &admin("big"),
+            &proto::RoomParticipantIdentity { room: "big".into(), identity: "big".into(), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    assert!(info.metadata.is_empty(), "the oversized request changed nothing");
+    // Like any lost socket, it may resume within the window; then it is gone. The observer is
+    // served throughout.
+    let m = obs
+        .recv_until("big gone", |m| update_about(m, "big").is_some_and(|p| p.state == State::Disconnected as i32))
+        .await;
+    assert_eq!(update_about(&m, "big").unwrap().disconnect_reason, DisconnectReason::ConnectionTimeout as i32);
+    obs.send(Req::PingReq(proto::Ping { timestamp: 7, rtt: 0 })).await;
+    obs.recv_until("observer still served", |m| matches!(m, Signal::PongResp(p) if p.last_ping_timestamp == 7)).await;
+    let list: proto::ListParticipantsResponse = s
+        .proto("ListParticipants", &admin("big"), &proto::ListParticipantsRequest { room: "big".into() })
+        .await
+        .unwrap();
+    assert_eq!(list.participants.iter().map(|p| p.identity.as_str()).collect::<Vec<_>>(), ["observer"]);
     s.stop().await;
 }
