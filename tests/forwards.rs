@@ -206,6 +206,36 @@ async fn forwards_and_moves_together_end_consistent() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         assert!(!identities(&s, &dest).await.contains(&"racer".to_string()), "round {round}: a copy outlived racer");
     }
+
+    // A forward racing a move of the same participant: the move wins whatever the order; a
+    // copy made before it is taken away by it, one made after is undone.
+    for round in 0..10 {
+        let (home, copy, next) = (format!("fa{round}"), format!("fb{round}"), format!("fc{round}"));
+        let (_c, _) = SignalClient::join(s.addr, &join_token(&home, "both")).await;
+        let mover = token(VideoGrant {
+            room_admin: true,
+            room: home.clone(),
+            destination_room: next.clone(),
+            ..Default::default()
+        });
+        let req = proto::MoveParticipantRequest {
+            room: home.clone(),
+            identity: "both".into(),
+            destination_room: next.clone(),
+        };
+        let (forwarded, moved) = tokio::join!(
+            forward(&s, "both", &home, &copy),
+            s.proto::<_, proto::MoveParticipantResponse>("MoveParticipant", &mover, &req),
+        );
+        assert!(moved.is_ok(), "round {round}: the move wins: {moved:?}");
+        if let Err(e) = forwarded {
+            assert_eq!(e.twirp().0, "not_found", "round {round}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(identities(&s, &next).await, ["both"], "round {round}");
+        assert!(identities(&s, &home).await.is_empty(), "round {round}");
+        assert!(!identities(&s, &copy).await.contains(&"both".to_string()), "round {round}: a copy outlived the move");
+    }
     s.stop().await;
 }
 

@@ -190,7 +190,7 @@ impl Room {
             return Err(RoomError::AlreadyInRoom);
         }
         let max = self.spec.max_participants;
-        if max > 0 && self.participant_count() >= max {
+        if max > 0 && self.occupancy() >= max {
             return Err(RoomError::RoomFull);
         }
         // Shown here before and removed? Continue above the version its removal carried.

@@ -184,7 +184,7 @@ impl Room {
         let replacing = self.participants.get(&spec.identity).is_some_and(|p| !p.dependent())
             || self.forwarded.contains_key(&spec.identity);
         let max = self.spec.max_participants;
-        if max > 0 && !spec.dependent() && !replacing && self.participant_count() >= max {
+        if max > 0 && !spec.dependent() && !replacing && self.occupancy() >= max {
             return Err(RoomError::RoomFull);
         }
         Ok(())

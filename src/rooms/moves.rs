@@ -64,14 +64,28 @@ impl Room {
 
     /// Whether `identity` could arrive in this room now. Nothing changes.
     pub fn check_move_in(&self, identity: &str) -> Result<(), RoomError> {
-        if self.has_identity(identity) {
+        if self.has_identity(identity) || self.arriving.iter().any(|a| a.as_str() == identity) {
             return Err(RoomError::AlreadyInRoom);
         }
         let max = self.spec.max_participants;
-        if max > 0 && self.participant_count() >= max {
+        if max > 0 && self.occupancy() >= max {
             return Err(RoomError::RoomFull);
         }
         Ok(())
+    }
+
+    /// Promises `identity` a place here for a move about to start ([`Self::check_move_in`],
+    /// then the place is held until [`Self::move_in`] or [`Self::release_arrival`]), so a join
+    /// racing the move cannot fill the room between the phases.
+    pub fn reserve_arrival(&mut self, identity: &str) -> Result<(), RoomError> {
+        self.check_move_in(identity)?;
+        self.arriving.insert(crate::ids::ParticipantIdentity::new(identity));
+        Ok(())
+    }
+
+    /// Gives back a place promised by [`Self::reserve_arrival`] to a move that did not start.
+    pub fn release_arrival(&mut self, identity: &str) {
+        self.arriving.retain(|a| a.as_str() != identity);
     }
 
     /// Phase one: takes `identity` out of this room (checked again, under this lock). Others
@@ -120,6 +134,7 @@ impl Room {
     pub fn move_in(&mut self, moving: Moving, now: Instant) {
         let mut p = moving.participant;
         let identity = p.spec.identity.clone();
+        self.arriving.remove(&identity);
         if self.forwarded.contains_key(&identity) {
             let _ = self.remove_forwarded(identity.as_str(), DisconnectReason::DuplicateIdentity);
         }
@@ -263,6 +278,26 @@ mod tests {
         let mut a = room("a");
         let _bob = testkit::join_unconnected(&mut a, "bob", 16);
         assert!(matches!(a.check_move_out("bob"), Err(RoomError::CannotMove(_))));
+    }
+
+    #[test]
+    fn a_place_promised_to_a_move_cannot_be_taken_by_a_join_meanwhile() {
+        let (mut a, mut b) = (room("a"), room("b"));
+        b.spec.max_participants = 1;
+        let _alice = join(&mut a, "alice", 16);
+        b.reserve_arrival("alice").unwrap();
+        assert_eq!(b.check_join(&testkit::spec("bob", 16)), Err(RoomError::RoomFull), "the place is promised");
+        assert_eq!(b.check_move_in("alice"), Err(RoomError::AlreadyInRoom), "one move of alice at a time");
+        let moving = a.move_out("alice", Instant::now()).unwrap();
+        b.move_in(moving, Instant::now());
+        assert!(b.arriving.is_empty(), "the arrival takes its place");
+        assert_eq!(b.participant_count(), 1);
+        // A promise given back frees the place.
+        let mut c = room("c");
+        c.spec.max_participants = 1;
+        c.reserve_arrival("carol").unwrap();
+        c.release_arrival("carol");
+        assert!(c.check_join(&testkit::spec("bob", 16)).is_ok());
     }
 
     #[test]

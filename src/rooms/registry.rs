@@ -286,9 +286,16 @@ impl Registry {
         source.room.lock().check_move_out(identity)?;
         let dest_name = RoomName::new(destination);
         let target = self.live_slot(&dest_name, now)?;
-        target.room.lock().check_move_in(identity)?;
+        // The destination holds a place from here on (a join cannot take it between phases).
+        target.room.lock().reserve_arrival(identity)?;
 
-        let moving = self.locked(&source, |r| r.move_out(identity, now))?;
+        let moving = match self.locked(&source, |r| r.move_out(identity, now)) {
+            Ok(m) => m,
+            Err(e) => {
+                target.room.lock().release_arrival(identity);
+                return Err(e);
+            }
+        };
         let mut moving = Some(moving);
         for _ in 0..3 {
             let Ok(slot) = self.live_slot(&dest_name, now) else { continue };

@@ -76,6 +76,10 @@ pub struct Room {
     /// Identities removed with `revoke_token_ts`: tokens valid from before that time (Unix
     /// seconds) may not join again. Kept as long as the room lives; one entry per identity.
     pub(super) revoked: BTreeMap<ParticipantIdentity, i64>,
+    /// Identities a move has promised a place here, between its two phases (see
+    /// [`super::moves`]). They count toward `max_participants`, so a join cannot take the
+    /// place meanwhile; bounded by the moves under way.
+    pub(super) arriving: std::collections::BTreeSet<ParticipantIdentity>,
     /// The last ListParticipants answer, reused while every participant's snapshot is the
     /// one it holds (see [`Room::participant_list`]).
     pub(super) participant_list: Option<Arc<super::SnapshotList<proto::ParticipantInfo>>>,
@@ -106,6 +110,7 @@ impl Room {
             closed: false,
             participants: BTreeMap::new(),
             revoked: BTreeMap::new(),
+            arriving: std::collections::BTreeSet::new(),
             pending: Vec::new(),
             departures: super::resume::DepartureLog::new(),
             forwarding: BTreeMap::new(),
@@ -192,6 +197,12 @@ impl Room {
     pub fn participant_count(&self) -> u32 {
         let copies = self.forwarded.values().filter(|c| !forwarded_dependent(&c.snapshot.proto)).count();
         u32::try_from(self.participants.values().filter(|p| !p.dependent()).count() + copies).unwrap_or(u32::MAX)
+    }
+
+    /// Places taken toward `max_participants`: the participants (and copies) that count, plus
+    /// the moves on their way in.
+    pub fn occupancy(&self) -> u32 {
+        self.participant_count().saturating_add(u32::try_from(self.arriving.len()).unwrap_or(u32::MAX))
     }
 
     /// Whether an idle room should close at `now`: nobody is in it and its timeout ran out
