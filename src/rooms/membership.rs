@@ -97,6 +97,18 @@ pub(super) fn update_frames(infos: Vec<proto::ParticipantInfo>) -> Vec<Bytes> {
     frames
 }
 
+/// From this protocol on, clients reconcile participants by identity: an update with a new sid
+/// replaces the old session, and they are never sent the old session's departure when it was
+/// replaced by a newer one (LiveKit leaves those out: the JS SDK removes by identity, so the
+/// departure could remove the new session).
+pub(super) const PROTOCOL_IDENTITY_RECONCILE: i32 = 12;
+
+/// Whether `info` is the departure of a session that a newer session of the same identity
+/// replaced: sent only to clients below [`PROTOCOL_IDENTITY_RECONCILE`].
+pub(super) fn is_replaced_departure(info: &proto::ParticipantInfo) -> bool {
+    info.state == State::Disconnected as i32 && info.disconnect_reason == DisconnectReason::DuplicateIdentity as i32
+}
+
 fn update_frame(info: proto::ParticipantInfo) -> Bytes {
     encode_signal(Signal::Update(proto::ParticipantUpdate { participants: vec![info] }))
 }
@@ -394,10 +406,19 @@ impl Room {
         if self.pending.is_empty() {
             return;
         }
-        let pending = std::mem::take(&mut self.pending);
-        let frames = update_frames(pending.into_iter().map(|u| u.info).collect());
+        let infos: Vec<_> = std::mem::take(&mut self.pending).into_iter().map(|u| u.info).collect();
+        // Clients that reconcile by identity get the batch without replaced sessions' departures.
+        let reconciling = infos
+            .iter()
+            .any(is_replaced_departure)
+            .then(|| update_frames(infos.iter().filter(|i| !is_replaced_departure(i)).cloned().collect()));
+        let frames = update_frames(infos);
         let mut stalled = Vec::new();
         for p in self.participants.values() {
+            let frames = match &reconciling {
+                Some(fewer) if p.spec.protocol >= PROTOCOL_IDENTITY_RECONCILE => fewer,
+                _ => &frames,
+            };
             if frames.iter().any(|f| p.outbox.push(f.clone()).is_err()) {
                 stalled.push(p.spec.identity.clone());
             }
@@ -416,11 +437,13 @@ impl Room {
     ) {
         // A newer immediate update supersedes a pending one about the same session.
         self.pending.retain(|u| &u.sid != about);
+        let old_clients_only = is_replaced_departure(&info);
         let frame = update_frame(info);
         let stalled: Vec<_> = self
             .participants
             .values()
             .filter(|p| if &p.sid == about { include_self } else { !hidden })
+            .filter(|p| !old_clients_only || p.spec.protocol < PROTOCOL_IDENTITY_RECONCILE)
             .filter(|p| p.outbox.push(frame.clone()).is_err())
             .map(|p| p.spec.identity.clone())
             .collect();
@@ -428,15 +451,27 @@ impl Room {
     }
 
     /// Drops participants whose queues overflowed, closing their sockets at once.
+    ///
+    /// Each drop broadcasts a departure that can overflow further queues; those join the
+    /// list and the outermost call works through it, so the stack stays flat however many
+    /// clients stall at once.
     pub(super) fn drop_stalled(&mut self, stalled: Vec<crate::ids::ParticipantIdentity>, now: Instant) {
-        for identity in stalled {
-            if let Some(p) = self.participants.get(&identity) {
-                tracing::info!(room = %self.name, participant = %identity, "outbound queue full; disconnecting a client that stopped reading");
-                p.outbox.kick();
-            }
-            // Recursion is bounded: each round removes at least one participant.
-            self.drop_participant(identity.as_str(), DisconnectReason::SignalClose, None, now);
+        self.stalled.extend(stalled);
+        if self.dropping_stalled {
+            return;
         }
+        self.dropping_stalled = true;
+        while !self.stalled.is_empty() {
+            for identity in std::mem::take(&mut self.stalled) {
+                if let Some(p) = self.participants.get(&identity) {
+                    // The session logs the disconnect once, in its own span, when its write sees the kick.
+                    tracing::debug!(room = %self.name, participant = %identity, "outbound queue full");
+                    p.outbox.kick();
+                }
+                self.drop_participant(identity.as_str(), DisconnectReason::SignalClose, None, now);
+            }
+        }
+        self.dropping_stalled = false;
     }
 }
 

@@ -36,7 +36,8 @@ pub struct Outbox {
 
 /// One socket's claim on a participant. A resumed participant keeps its sid but gets a new
 /// connection, so the old socket's late "I lost my client" cannot touch the new one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Numbered in creation order: a larger id is a newer socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConnectionId(u64);
 
 impl ConnectionId {
@@ -93,7 +94,11 @@ impl Home {
     /// move will apply it on arrival.
     pub fn settle(&self, connection: ConnectionId, end: SessionEnd) -> Option<RoomName> {
         let mut home = self.0.lock();
-        home.ended = Some((connection, end));
+        // Connections are numbered in order: a late end from an older socket (replaced by a
+        // resume) must not hide the end of the newer one that a move will look for.
+        if home.ended.is_none_or(|(c, _)| c <= connection) {
+            home.ended = Some((connection, end));
+        }
         (!home.moving).then(|| home.room.clone())
     }
 

@@ -192,12 +192,13 @@ impl Registry {
     /// Replaces a room's metadata and returns the room.
     pub fn update_room_metadata(&self, name: &str, metadata: String) -> Result<Arc<RoomSnapshot>, RoomError> {
         let slot = self.slot(name).ok_or(RoomError::RoomNotFound)?;
-        let mut room = slot.room.lock();
-        if room.is_closed() {
-            return Err(RoomError::RoomNotFound);
-        }
-        room.set_metadata(metadata);
-        Ok(room.snapshot())
+        self.locked(&slot, |room| {
+            if room.is_closed() {
+                return Err(RoomError::RoomNotFound);
+            }
+            room.set_metadata(metadata);
+            Ok(room.snapshot())
+        })
     }
 
     /// The participants of a room (an unknown room has none, as LiveKit answers).
@@ -357,10 +358,11 @@ impl Registry {
         outbox: Outbox,
     ) -> Result<(ParticipantSid, Arc<Home>), RoomError> {
         let slot = self.slot(room.as_str()).ok_or(RoomError::RoomNotFound)?;
-        let mut locked = slot.room.lock();
-        let sid = locked.resume(identity, sid, outbox, Instant::now(), env!("CARGO_PKG_VERSION"))?;
-        let home = locked.home_of(identity).ok_or(RoomError::ParticipantNotFound)?;
-        Ok((sid, home))
+        self.locked(&slot, |room| {
+            let sid = room.resume(identity, sid, outbox, Instant::now(), env!("CARGO_PKG_VERSION"))?;
+            let home = room.home_of(identity).ok_or(RoomError::ParticipantNotFound)?;
+            Ok((sid, home))
+        })
     }
 
     /// UpdateParticipant on a connected participant.
@@ -399,18 +401,21 @@ impl Registry {
     ) -> Result<(), RoomError> {
         let slot = self.slot(room).ok_or(RoomError::RoomNotFound)?;
         let sids = track_sids.iter().chain(participant_tracks.iter().flat_map(|pt| pt.track_sids.iter()));
-        slot.room.lock().update_subscriptions(identity, sids, subscribe)
+        self.locked(&slot, |r| r.update_subscriptions(identity, sids, subscribe))
     }
 
     /// Runs `f` for a request on `key`'s socket, in the room its participant is in. A move in
     /// progress takes microseconds (two short synchronous phases) and the request follows the
     /// participant to its new room; `None` when the socket no longer holds its participant.
-    pub fn with_session<T>(&self, home: &Home, key: &SessionKey, f: impl FnOnce(&mut Room) -> T) -> Option<T> {
+    ///
+    /// While a move is between its phases this yields to the runtime rather than spinning the
+    /// thread, so a waiting session never holds a worker the move (or anyone else) needs.
+    pub async fn with_session<T>(&self, home: &Home, key: &SessionKey, f: impl FnOnce(&mut Room) -> T) -> Option<T> {
         let mut f = Some(f);
         // Wall-clock on purpose: the wait is for another thread's two synchronous phases, and
         // tokio's clock stands still in paused-time tests. A move that has not finished in
         // this long (its thread descheduled on a loaded machine) is waited for, not dropped
-        // after a fixed number of spins.
+        // after a fixed number of polls.
         let patience = std::time::Instant::now() + MOVE_PATIENCE;
         loop {
             if home.is_moving() {
@@ -418,7 +423,7 @@ impl Registry {
                     tracing::warn!(participant = %key.identity, "request dropped: the participant's move did not finish");
                     return None;
                 }
-                std::thread::yield_now();
+                tokio::task::yield_now().await;
                 continue;
             }
             let room = home.room();
@@ -526,12 +531,13 @@ impl Registry {
         self.inner.rooms.len()
     }
 
-    /// Runs `f` on every room in turn, each under its own lock. The map is copied first, so no
-    /// map guard is held while a room is locked.
+    /// Runs `f` on every room in turn, each under its own lock (through [`Self::locked`], so
+    /// forwarding notices go out). The map is copied first, so no map guard is held while a
+    /// room is locked.
     fn for_each_room(&self, mut f: impl FnMut(&mut Room)) {
         let slots: Vec<_> = self.inner.rooms.iter().map(|e| Arc::clone(e.value())).collect();
         for slot in slots {
-            f(&mut slot.room.lock());
+            self.locked(&slot, &mut f);
         }
     }
 

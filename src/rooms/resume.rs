@@ -144,8 +144,13 @@ impl Room {
             ..Default::default()
         }))];
         if protocol >= PROTOCOL_DISCONNECTED_UPDATES {
-            let gone: Vec<_> =
-                self.departures.iter().filter(|d| d.at >= missed_since).map(|d| d.info.clone()).collect();
+            let reconciling = protocol >= super::membership::PROTOCOL_IDENTITY_RECONCILE;
+            let gone: Vec<_> = self
+                .departures
+                .iter()
+                .filter(|d| d.at >= missed_since && !(reconciling && super::membership::is_replaced_departure(&d.info)))
+                .map(|d| d.info.clone())
+                .collect();
             frames.push(encode_signal(Signal::Update(proto::ParticipantUpdate { participants: gone })));
         }
         // Everyone visible, and the participant itself even when hidden.

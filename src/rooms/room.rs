@@ -63,6 +63,11 @@ pub struct Room {
     /// latest info per session (sid), in the order first queued (see [`Room::flush_updates`]).
     /// Bounded by the number of sessions that came or went since the last flush.
     pub(super) pending: Vec<PendingUpdate>,
+    /// Participants found with full queues, waiting to be dropped. Dropping one broadcasts its
+    /// departure, which can find more; they wait here instead of nesting a call per drop.
+    pub(super) stalled: Vec<ParticipantIdentity>,
+    /// Whether a [`Room::drop_stalled`] call further up the stack is working through `stalled`.
+    pub(super) dropping_stalled: bool,
     /// `(num_participants, num_publishers)` as sessions last heard them in a RoomUpdate.
     pub(super) announced_counts: (u32, u32),
     /// Participants of this room forwarded elsewhere (see [`super::forwards`]).
@@ -112,6 +117,8 @@ impl Room {
             revoked: BTreeMap::new(),
             arriving: std::collections::BTreeSet::new(),
             pending: Vec::new(),
+            stalled: Vec::new(),
+            dropping_stalled: false,
             departures: super::resume::DepartureLog::new(),
             forwarding: BTreeMap::new(),
             forwarded: BTreeMap::new(),

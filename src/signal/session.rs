@@ -141,7 +141,7 @@ pub async fn run(mut socket: WebSocket, app: Arc<AppState>, home: Arc<Home>, key
     let Inbox { mut frames, kick, .. } = inbox;
     // Before the first frame (the JoinResponse) goes out, so a client that waits for it sees
     // its `participant_joined` ahead of anything it causes.
-    app.registry.with_session(&home, &key, |r| r.session_started(&key));
+    app.registry.with_session(&home, &key, |r| r.session_started(&key)).await;
     let sid = &key.sid;
     let ping_timeout = Duration::from_secs(PING_TIMEOUT_SECS.unsigned_abs().into());
     let silence = tokio::time::sleep(ping_timeout);
@@ -185,7 +185,7 @@ pub async fn run(mut socket: WebSocket, app: Arc<AppState>, home: Arc<Home>, key
                             }
                             None => continue,
                         };
-                        match handle(&app, &home, &key, request) {
+                        match handle(&app, &home, &key, request).await {
                             Handled::Reply(frame) => {
                                 match write_batch(&mut socket, frame, &mut frames, &kick, json).await {
                                     Ok(Written::More) => {}
@@ -225,10 +225,20 @@ pub async fn run(mut socket: WebSocket, app: Arc<AppState>, home: Arc<Home>, key
 /// participant waits for a resume. A client that stopped reading (the write deadline passed,
 /// or its queue overflowed) is removed with `SIGNAL_CLOSE`, as the room does when a broadcast
 /// finds it full; if the room removed it already, the leave finds nothing to do.
+///
+/// This is the one place a stalled client's disconnect is logged (the session's span names
+/// the room and participant), whichever of the room's queues found it full.
 fn failed(e: &WriteFailed) -> Ending {
     match e {
         WriteFailed::Broken => Ending::Lost,
-        WriteFailed::Stalled | WriteFailed::Kicked => Ending::Left(DisconnectReason::SignalClose),
+        WriteFailed::Stalled => {
+            tracing::info!("client stopped reading (write deadline passed); disconnecting with SIGNAL_CLOSE");
+            Ending::Left(DisconnectReason::SignalClose)
+        }
+        WriteFailed::Kicked => {
+            tracing::info!("client stopped reading (outbound queue full); disconnecting with SIGNAL_CLOSE");
+            Ending::Left(DisconnectReason::SignalClose)
+        }
     }
 }
 
@@ -298,8 +308,9 @@ impl Drop for SessionCount {
 /// Answers a resume we cannot honour: a leave asking for a full rejoin, then close.
 pub async fn refuse_resume(mut socket: WebSocket, protocol: i32) {
     let leave = crate::rooms::membership::reconnect_leave(protocol, DisconnectReason::StateMismatch);
-    let _ = socket.send(Message::Binary(leave)).await;
-    let _ = socket.send(normal_close()).await;
+    if socket.send(Message::Binary(leave)).await.is_ok() {
+        close_gracefully(&mut socket).await;
+    }
 }
 
 /// What others are told of a client's own leave: the reasons a client may give (a callee
@@ -321,7 +332,7 @@ enum Handled {
 }
 
 /// One client request.
-fn handle(app: &AppState, home: &Home, key: &SessionKey, request: proto::SignalRequest) -> Handled {
+async fn handle(app: &AppState, home: &Home, key: &SessionKey, request: proto::SignalRequest) -> Handled {
     let reply = |m: Signal| Handled::Reply(Bytes::from(proto::SignalResponse { message: Some(m) }.encode_to_vec()));
     match request.message {
         Some(Request::Ping(_)) => reply(Signal::Pong(app.clock.now_ms())),
@@ -331,23 +342,23 @@ fn handle(app: &AppState, home: &Home, key: &SessionKey, request: proto::SignalR
         Some(Request::Leave(leave)) => Handled::Leave(leave_reason(leave.reason)),
         // These change the room: the room answers through the session's queue, in order.
         Some(Request::AddTrack(req)) => {
-            app.registry.with_session(home, key, |r| r.add_track(key, req));
+            app.registry.with_session(home, key, |r| r.add_track(key, req)).await;
             Handled::Nothing
         }
         Some(Request::Mute(req)) => {
-            app.registry.with_session(home, key, |r| r.client_mute(key, &req.sid, req.muted));
+            app.registry.with_session(home, key, |r| r.client_mute(key, &req.sid, req.muted)).await;
             Handled::Nothing
         }
         Some(Request::UpdateMetadata(req)) => {
-            app.registry.with_session(home, key, |r| r.update_own_metadata(key, req, &app.config.limit));
+            app.registry.with_session(home, key, |r| r.update_own_metadata(key, req, &app.config.limit)).await;
             Handled::Nothing
         }
         Some(Request::Subscription(req)) => {
-            app.registry.with_session(home, key, |r| r.client_subscription(key, &req));
+            app.registry.with_session(home, key, |r| r.client_subscription(key, &req)).await;
             Handled::Nothing
         }
         Some(Request::SyncState(state)) => {
-            app.registry.with_session(home, key, |r| r.sync_state(key, &state));
+            app.registry.with_session(home, key, |r| r.sync_state(key, &state)).await;
             Handled::Nothing
         }
         Some(other) => {

@@ -16,7 +16,15 @@ pub struct SignalClient {
     pub seen: Vec<Signal>,
     /// The close code the server sent, once it closed.
     pub close_code: Option<u16>,
+    /// When the client last sent anything: a reading client keeps its session alive with
+    /// WebSocket pings, as a real one does with its signal pings, so tests that run longer
+    /// than the server's 15 s silence timeout are not cut off. A stalled client (one that
+    /// stops reading) sends nothing.
+    last_sent: std::time::Instant,
 }
+
+/// How often a reading client pings (the server's silence timeout is 15 s).
+const KEEPALIVE: Duration = Duration::from_secs(4);
 
 /// Why a connect failed: the HTTP status and body of the refused handshake.
 #[derive(Debug)]
@@ -30,7 +38,7 @@ impl SignalClient {
     pub async fn connect(addr: std::net::SocketAddr, token: &str, extra_query: &str) -> Result<Self, Refused> {
         let url = format!("ws://{addr}/rtc?access_token={token}&protocol=16&sdk=rust{extra_query}");
         match tokio_tungstenite::connect_async(url).await {
-            Ok((ws, _)) => Ok(Self { ws, seen: Vec::new(), close_code: None }),
+            Ok((ws, _)) => Ok(Self { ws, seen: Vec::new(), close_code: None, last_sent: std::time::Instant::now() }),
             Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(Refused {
                 status: resp.status().as_u16(),
                 body: resp.body().as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default(),
@@ -51,6 +59,7 @@ impl SignalClient {
     /// The next message, or `None` when the server closed the socket (5 s at most).
     pub async fn recv(&mut self) -> Option<Signal> {
         loop {
+            self.keepalive().await;
             let next = tokio::time::timeout(Duration::from_secs(5), self.ws.next()).await.expect("a frame within 5 s");
             match next {
                 Some(Ok(Message::Binary(b))) => {
@@ -82,6 +91,7 @@ impl SignalClient {
 
     /// Reads (and records) whatever arrives until `ms` milliseconds pass without a frame.
     pub async fn settle(&mut self, ms: u64) {
+        self.keepalive().await;
         while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(ms), self.ws.next()).await {
             if let Message::Binary(b) = m
                 && let Ok(r) = proto::SignalResponse::decode(b)
@@ -94,14 +104,27 @@ impl SignalClient {
 
     /// Asserts nothing arrives for `ms` milliseconds.
     pub async fn assert_quiet(&mut self, ms: u64) {
-        if let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(ms), self.ws.next()).await {
-            panic!("expected silence, got {m:?}");
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
+        while let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline, self.ws.next()).await {
+            // Answers to our keepalive pings are not news.
+            if !matches!(m, Message::Pong(_)) {
+                panic!("expected silence, got {m:?}");
+            }
+        }
+    }
+
+    /// Pings when the client has been quiet for [`KEEPALIVE`].
+    async fn keepalive(&mut self) {
+        if self.last_sent.elapsed() >= KEEPALIVE {
+            self.last_sent = std::time::Instant::now();
+            let _ = self.ws.send(Message::Ping(Vec::new().into())).await;
         }
     }
 
     /// Sends a request.
     pub async fn send(&mut self, m: signal_request::Message) {
         let bytes = proto::SignalRequest { message: Some(m) }.encode_to_vec();
+        self.last_sent = std::time::Instant::now();
         self.ws.send(Message::Binary(bytes.into())).await.expect("send");
     }
 
