@@ -196,7 +196,8 @@ async fn a_client_too_old_to_follow_is_refused_with_failed_precondition() {
     s.stop().await;
 }
 
-#[tokio::test]
+// Two workers, so the racing requests really run at the same time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_moves_and_leaves_end_consistent() {
     let s = TestServer::spawn("").await;
     for round in 0..10 {
@@ -241,7 +242,8 @@ async fn racing_moves_and_leaves_end_consistent() {
     s.stop().await;
 }
 
-#[tokio::test]
+// Two workers, so the racing requests really run at the same time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_into_a_room_being_deleted_ends_consistent() {
     let s = TestServer::spawn("").await;
     for round in 0..10 {

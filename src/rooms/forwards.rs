@@ -31,6 +31,15 @@ use crate::{
 /// Rooms one participant may be forwarded to at once.
 pub const MAX_DESTINATIONS: usize = 16;
 
+/// Names one forwarded copy for its whole life, so the source and a destination agree on
+/// which copy a notice is about even when a copy is removed and another added meanwhile.
+pub type CopyId = u64;
+
+fn next_copy_id() -> CopyId {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A forwarded copy, as a destination room keeps it.
 #[derive(Debug, Clone)]
 pub struct Forwarded {
@@ -41,14 +50,16 @@ pub struct Forwarded {
     /// Added to the source's versions, so that a copy shown again after being removed here
     /// never goes back below the version its removal was announced with.
     offset: u32,
+    /// Which copy this is.
+    id: CopyId,
 }
 
 /// What the source room remembers of one forwarded participant.
 #[derive(Debug, Clone)]
 pub struct Forwarding {
     sid: ParticipantSid,
-    /// The destinations.
-    to: std::collections::BTreeSet<RoomName>,
+    /// The destinations, each with the copy shown there.
+    to: BTreeMap<RoomName, CopyId>,
     /// The source snapshot the copies last reflected.
     mirrored: Arc<ParticipantSnapshot>,
 }
@@ -60,8 +71,8 @@ pub enum ForwardNotice {
     Mirror { to: RoomName, info: Arc<ParticipantSnapshot> },
     /// To a destination: the participant is gone from its source; drop the copy.
     Stop { to: RoomName, identity: ParticipantIdentity, sid: ParticipantSid, reason: DisconnectReason },
-    /// To the source: a destination dropped its copy; stop forwarding there.
-    Unforward { to: RoomName, identity: ParticipantIdentity, sid: ParticipantSid, from: RoomName },
+    /// To the source: a destination dropped its copy `copy`; stop forwarding there.
+    Unforward { to: RoomName, identity: ParticipantIdentity, sid: ParticipantSid, from: RoomName, copy: CopyId },
 }
 
 impl ForwardNotice {
@@ -91,6 +102,9 @@ impl Room {
         if self.closed {
             return Err(RoomError::ParticipantNotFound);
         }
+        if self.forwarded.contains_key(identity) {
+            return Err(RoomError::Forwarded);
+        }
         let p = self.participants.get(identity).ok_or(RoomError::ParticipantNotFound)?;
         if p.dependent() {
             return Err(RoomError::CannotMove("agents and egress cannot be forwarded"));
@@ -101,9 +115,9 @@ impl Room {
         Ok(Arc::clone(&p.snapshot))
     }
 
-    /// Records that `copied` (this participant's info when copied) now has a copy in `to`.
-    /// False when that session is no longer here (it left meanwhile): the copy must go.
-    pub fn start_forwarding(&mut self, copied: &Arc<ParticipantSnapshot>, to: &RoomName) -> bool {
+    /// Records that `copied` (this participant's info when copied) now has copy `copy` in
+    /// `to`. False when that session is no longer here (it left meanwhile): the copy must go.
+    pub fn start_forwarding(&mut self, copied: &Arc<ParticipantSnapshot>, to: &RoomName, copy: CopyId) -> bool {
         let identity = ParticipantIdentity::new(copied.proto.identity.clone());
         let Some(p) = self.participants.get(&identity) else { return false };
         if p.sid.as_str() != copied.proto.sid {
@@ -112,10 +126,14 @@ impl Room {
         let (sid, current) = (p.sid.clone(), Arc::clone(&p.snapshot));
         let entry = self.forwarding.entry(identity).or_insert_with(|| Forwarding {
             sid,
-            to: std::collections::BTreeSet::new(),
+            to: BTreeMap::new(),
             mirrored: Arc::clone(copied),
         });
-        entry.to.insert(to.clone());
+        // Copies are numbered in creation order and a room shows one copy of a participant at
+        // a time, so the newest id is the one shown: a forward that lost a race with a later
+        // one (its copy already removed there) must not take the record back.
+        let recorded = entry.to.entry(to.clone()).or_insert(copy);
+        *recorded = (*recorded).max(copy);
         if !Arc::ptr_eq(&current, copied) {
             // It changed since it was copied, and the change went only to the older copies.
             self.forward_outbox.push(ForwardNotice::Mirror { to: to.clone(), info: current });
@@ -125,7 +143,7 @@ impl Room {
 
     /// The destinations each forwarded participant is in, for the API and tests.
     pub fn forwarded_to(&self, identity: &str) -> Vec<RoomName> {
-        self.forwarding.get(identity).map(|f| f.to.iter().cloned().collect()).unwrap_or_default()
+        self.forwarding.get(identity).map(|f| f.to.keys().cloned().collect()).unwrap_or_default()
     }
 
     /// Notices owed to other rooms since the last call: mirrors of changed participants,
@@ -142,7 +160,7 @@ impl Room {
                 Some(p) if p.sid == f.sid => {
                     if !Arc::ptr_eq(&p.snapshot, &f.mirrored) {
                         f.mirrored = Arc::clone(&p.snapshot);
-                        for to in &f.to {
+                        for to in f.to.keys() {
                             out.push(ForwardNotice::Mirror { to: to.clone(), info: Arc::clone(&p.snapshot) });
                         }
                     }
@@ -156,7 +174,7 @@ impl Room {
                         .find(|d| d.info.sid == f.sid.as_str())
                         .and_then(|d| DisconnectReason::try_from(d.info.disconnect_reason).ok())
                         .unwrap_or(DisconnectReason::UnknownReason);
-                    for to in &f.to {
+                    for to in f.to.keys() {
                         out.push(ForwardNotice::Stop {
                             to: to.clone(),
                             identity: identity.clone(),
@@ -176,13 +194,17 @@ impl Room {
 
     // --- destination side ---
 
-    /// Whether `identity` is here, in person or as a forwarded copy.
+    /// Whether `identity` is here, in person, as a forwarded copy, or on its way in (a move
+    /// between its phases holds its place).
     pub fn has_identity(&self, identity: &str) -> bool {
-        self.participants.contains_key(identity) || self.forwarded.contains_key(identity)
+        self.participants.contains_key(identity)
+            || self.forwarded.contains_key(identity)
+            || self.arriving.contains(identity)
     }
 
     /// Takes in a forwarded copy of `info` from room `from`. Everyone here sees it arrive.
-    pub fn add_forwarded(&mut self, from: RoomName, info: &ParticipantSnapshot) -> Result<(), RoomError> {
+    /// Returns the copy's id, for [`Self::start_forwarding`] at the source.
+    pub fn add_forwarded(&mut self, from: RoomName, info: &ParticipantSnapshot) -> Result<CopyId, RoomError> {
         if self.closed {
             return Err(RoomError::RoomNotFound);
         }
@@ -200,11 +222,17 @@ impl Room {
         let snapshot = as_copy(&info.proto, offset);
         let identity = ParticipantIdentity::new(info.proto.identity.clone());
         let hidden = info.proto.permission.as_ref().is_some_and(|p| p.hidden);
-        self.forwarded.insert(identity.clone(), Forwarded { from, snapshot: Arc::clone(&snapshot), offset });
+        let id = next_copy_id();
+        self.forwarded.insert(identity.clone(), Forwarded { from, snapshot: Arc::clone(&snapshot), offset, id });
         self.refresh();
         tracing::info!(room = %self.name, participant = %identity, "forwarded participant added");
         self.show_copy(&snapshot.proto, hidden);
-        Ok(())
+        Ok(id)
+    }
+
+    /// Whether copy `copy` of `identity` is still shown here.
+    pub fn has_copy(&self, identity: &str, copy: CopyId) -> bool {
+        self.forwarded.get(identity).is_some_and(|c| c.id == copy)
     }
 
     /// Removes the copy of `identity` (RemoveParticipant here): everyone here sees it go, and
@@ -217,6 +245,7 @@ impl Room {
             identity: ParticipantIdentity::new(identity),
             sid: ParticipantSid::new(copy.snapshot.proto.sid.clone()),
             from: self.name.clone(),
+            copy: copy.id,
         });
         Ok(())
     }
@@ -229,6 +258,7 @@ impl Room {
                 identity,
                 sid: ParticipantSid::new(copy.snapshot.proto.sid.clone()),
                 from: self.name.clone(),
+                copy: copy.id,
             });
         }
     }
@@ -256,9 +286,10 @@ impl Room {
                     self.hide_copy(&copy, reason, now);
                 }
             }
-            ForwardNotice::Unforward { identity, sid, from, .. } => {
+            ForwardNotice::Unforward { identity, sid, from, copy, .. } => {
                 if let Some(f) = self.forwarding.get_mut(&identity)
                     && f.sid == sid
+                    && f.to.get(&from) == Some(&copy)
                 {
                     f.to.remove(&from);
                     if f.to.is_empty() {
@@ -343,8 +374,8 @@ mod tests {
         let (mut a, mut b) = (room("a"), room("b"));
         let _host = join(&mut a, "host");
         let info = a.forward_source("host").unwrap();
-        b.add_forwarded(RoomName::new("a"), &info).unwrap();
-        assert!(a.start_forwarding(&info, &RoomName::new("b")));
+        let copy = b.add_forwarded(RoomName::new("a"), &info).unwrap();
+        assert!(a.start_forwarding(&info, &RoomName::new("b"), copy));
         assert_eq!(b.participant_count(), 1, "a copy counts where it is shown");
 
         let change = crate::rooms::ParticipantChange { metadata: "v2".into(), ..Default::default() };
@@ -371,12 +402,46 @@ mod tests {
         let (mut a, mut b) = (room("a"), room("b"));
         let _host = join(&mut a, "host");
         let info = a.forward_source("host").unwrap();
-        b.add_forwarded(RoomName::new("a"), &info).unwrap();
-        assert!(a.start_forwarding(&info, &RoomName::new("b")));
+        let copy = b.add_forwarded(RoomName::new("a"), &info).unwrap();
+        assert!(a.start_forwarding(&info, &RoomName::new("b"), copy));
         assert_eq!(a.forwarded_to("host"), [RoomName::new("b")]);
         b.close(DisconnectReason::RoomDeleted);
         settle(&mut a, &mut b);
         assert!(a.forwarded_to("host").is_empty());
         assert_eq!(b.add_forwarded(RoomName::new("a"), &info), Err(RoomError::RoomNotFound));
+    }
+
+    #[test]
+    fn an_unforward_names_its_copy_so_a_newer_copy_keeps_its_record() {
+        let (mut a, mut b) = (room("a"), room("b"));
+        let _host = join(&mut a, "host");
+        let info = a.forward_source("host").unwrap();
+        let first = b.add_forwarded(RoomName::new("a"), &info).unwrap();
+        // The copy is removed there before the source records it: its notice finds nothing.
+        b.remove_forwarded("host", DisconnectReason::ParticipantRemoved).unwrap();
+        settle(&mut a, &mut b);
+        // A second forward puts a new copy there and records it.
+        let second = b.add_forwarded(RoomName::new("a"), &info).unwrap();
+        assert_ne!(first, second);
+        assert!(a.start_forwarding(&info, &RoomName::new("b"), second));
+        // The first forward's late record and its undo (the registry's check finds the first
+        // copy gone) leave the second copy's record alone.
+        assert!(a.start_forwarding(&info, &RoomName::new("b"), first));
+        assert!(!b.has_copy("host", first));
+        let undo = ForwardNotice::Unforward {
+            to: RoomName::new("a"),
+            identity: ParticipantIdentity::new("host"),
+            sid: ParticipantSid::new(info.proto.sid.clone()),
+            from: RoomName::new("b"),
+            copy: first,
+        };
+        a.apply_forward_notice(undo, Instant::now());
+        // The record still names the copy shown there, and follows the participant.
+        assert!(b.has_copy("host", second));
+        assert_eq!(a.forwarded_to("host"), [RoomName::new("b")]);
+        a.update_participant("host", crate::rooms::ParticipantChange { metadata: "v2".into(), ..Default::default() })
+            .unwrap();
+        settle(&mut a, &mut b);
+        assert_eq!(b.participant_info("host").unwrap().metadata, "v2");
     }
 }

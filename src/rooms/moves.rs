@@ -20,7 +20,10 @@ use super::{
     participant::{Participant, SessionEnd},
     room::Room,
 };
-use crate::proto::{self, DisconnectReason, participant_info::State, signal_response::Message as Signal};
+use crate::{
+    ids::{ParticipantSid, RoomName},
+    proto::{self, DisconnectReason, participant_info::State, signal_response::Message as Signal},
+};
 
 /// The first protocol version that understands `room_moved`.
 const PROTOCOL_MOVES: i32 = 16;
@@ -36,7 +39,7 @@ impl Moving {
     /// leave) and its session ends; it is in no room any more.
     pub fn abandon(self, reason: DisconnectReason) {
         let p = self.participant;
-        tracing::warn!(participant = %p.spec.identity, "move abandoned: the destination kept disappearing");
+        tracing::warn!(participant = %p.spec.identity, ?reason, "move abandoned; the participant's session ends");
         p.home.finish_move(p.home.room(), p.outbox.connection());
         p.outbox.push_or_kick(leave_frame(reason));
     }
@@ -44,9 +47,12 @@ impl Moving {
 
 impl Room {
     /// Whether `identity` could be moved out of this room now. Nothing changes.
-    pub fn check_move_out(&self, identity: &str) -> Result<(), RoomError> {
+    pub fn check_move_out(&self, identity: &str) -> Result<ParticipantSid, RoomError> {
         if self.closed {
             return Err(RoomError::ParticipantNotFound);
+        }
+        if self.forwarded.contains_key(identity) {
+            return Err(RoomError::Forwarded);
         }
         let p = self.participants.get(identity).ok_or(RoomError::ParticipantNotFound)?;
         if p.dependent() {
@@ -59,16 +65,22 @@ impl Room {
         if p.detached_since.is_some() || !p.connected {
             return Err(RoomError::CannotMove("participant is not connected"));
         }
-        Ok(())
+        Ok(p.sid.clone())
     }
 
-    /// Whether `identity` could arrive in this room now. Nothing changes.
-    pub fn check_move_in(&self, identity: &str) -> Result<(), RoomError> {
-        if self.has_identity(identity) || self.arriving.iter().any(|a| a.as_str() == identity) {
+    /// Whether participant `sid` (`identity`) could arrive in this room from `from` now.
+    /// Its own forwarded copy does not stand in the way: the participant takes its place.
+    /// Nothing changes.
+    pub fn check_move_in(&self, identity: &str, sid: &ParticipantSid, from: &RoomName) -> Result<(), RoomError> {
+        let own_copy =
+            self.forwarded.get(identity).is_some_and(|c| c.snapshot.proto.sid == sid.as_str() && &c.from == from);
+        if !own_copy && self.has_identity(identity) {
             return Err(RoomError::AlreadyInRoom);
         }
         let max = self.spec.max_participants;
-        if max > 0 && self.occupancy() >= max {
+        // The copy's place becomes the participant's.
+        let taken = self.occupancy().saturating_sub(u32::from(own_copy));
+        if max > 0 && taken >= max {
             return Err(RoomError::RoomFull);
         }
         Ok(())
@@ -77,8 +89,8 @@ impl Room {
     /// Promises `identity` a place here for a move about to start ([`Self::check_move_in`],
     /// then the place is held until [`Self::move_in`] or [`Self::release_arrival`]), so a join
     /// racing the move cannot fill the room between the phases.
-    pub fn reserve_arrival(&mut self, identity: &str) -> Result<(), RoomError> {
-        self.check_move_in(identity)?;
+    pub fn reserve_arrival(&mut self, identity: &str, sid: &ParticipantSid, from: &RoomName) -> Result<(), RoomError> {
+        self.check_move_in(identity, sid, from)?;
         self.arriving.insert(crate::ids::ParticipantIdentity::new(identity));
         Ok(())
     }
@@ -128,19 +140,22 @@ impl Room {
         Ok(Moving { participant: p })
     }
 
-    /// Phase two: `moving` arrives here. It gets `room_moved`; others see it join. A session
-    /// of the same identity that arrived meanwhile is replaced (`DUPLICATE_IDENTITY`), as a
-    /// join would replace it. A session that ended on the way ends here.
-    pub fn move_in(&mut self, moving: Moving, now: Instant) {
+    /// Phase two: `moving` arrives here. It gets `room_moved`; others see it join; its own
+    /// forwarded copy here gives way to it. A session of the same identity that joined here
+    /// while the move was under way is newer and wins, as the newest session always does: the
+    /// mover is told `DUPLICATE_IDENTITY` and its session ends (`AlreadyInRoom`). A session
+    /// that ended on the way ends here.
+    pub fn move_in(&mut self, moving: Moving, now: Instant) -> Result<(), RoomError> {
         let mut p = moving.participant;
         let identity = p.spec.identity.clone();
         self.arriving.remove(&identity);
+        if self.participants.contains_key(&identity) {
+            tracing::info!(room = %self.name, participant = %identity, "move gave way to a newer session of the same identity");
+            Moving { participant: p }.abandon(DisconnectReason::DuplicateIdentity);
+            return Err(RoomError::AlreadyInRoom);
+        }
         if self.forwarded.contains_key(&identity) {
             let _ = self.remove_forwarded(identity.as_str(), DisconnectReason::DuplicateIdentity);
-        }
-        if self.participants.contains_key(&identity) {
-            let reason = DisconnectReason::DuplicateIdentity;
-            self.drop_participant(identity.as_str(), reason, Some(leave_frame(reason)), now);
         }
         p.spec.grant.room = self.name.to_string();
         // Subscriptions named tracks of the old room; the media plane re-subscribes here.
@@ -184,6 +199,7 @@ impl Room {
             }
             None => {}
         }
+        Ok(())
     }
 }
 
@@ -210,11 +226,11 @@ mod tests {
         let connection = alice.connection;
         drain(&mut alice);
         a.check_move_out("alice").unwrap();
-        b.check_move_in("alice").unwrap();
+        b.check_move_in("alice", &ParticipantSid::new("PA_x"), &RoomName::new("a")).unwrap();
         let moving = a.move_out("alice", Instant::now()).unwrap();
         assert!(a.participant_info("alice").is_err(), "out of the source at once");
         assert_eq!(home.settle(connection, SessionEnd::Lost), None, "a session ending mid-move waits for the arrival");
-        b.move_in(moving, Instant::now());
+        b.move_in(moving, Instant::now()).unwrap();
         assert_eq!(home.room().as_str(), "b");
         let seen = drain(&mut alice);
         assert!(matches!(&seen[..], [Signal::RoomMoved(m)] if m.room.as_ref().unwrap().name == "b"), "{seen:?}");
@@ -231,7 +247,7 @@ mod tests {
         let home = a.home_of(&ParticipantIdentity::new("alice")).unwrap();
         let moving = a.move_out("alice", Instant::now()).unwrap();
         assert_eq!(home.settle(alice.connection, SessionEnd::Left(DisconnectReason::ClientInitiated)), None);
-        b.move_in(moving, Instant::now());
+        b.move_in(moving, Instant::now()).unwrap();
         assert!(b.participant_info("alice").is_err());
         assert_eq!(b.participant_count(), 0);
     }
@@ -265,7 +281,7 @@ mod tests {
                 && u.participants[0].disconnect_reason == DisconnectReason::Migration as i32),
             "the source sees it go before any batch: {left:?}"
         );
-        b.move_in(moving, Instant::now());
+        b.move_in(moving, Instant::now()).unwrap();
         let arrived = drain(&mut watcher_b);
         assert!(
             matches!(&arrived[..], [Signal::Update(u)] if u.participants[0].identity == "alice"),
@@ -285,17 +301,21 @@ mod tests {
         let (mut a, mut b) = (room("a"), room("b"));
         b.spec.max_participants = 1;
         let _alice = join(&mut a, "alice", 16);
-        b.reserve_arrival("alice").unwrap();
+        b.reserve_arrival("alice", &ParticipantSid::new("PA_x"), &RoomName::new("a")).unwrap();
         assert_eq!(b.check_join(&testkit::spec("bob", 16)), Err(RoomError::RoomFull), "the place is promised");
-        assert_eq!(b.check_move_in("alice"), Err(RoomError::AlreadyInRoom), "one move of alice at a time");
+        assert_eq!(
+            b.check_move_in("alice", &ParticipantSid::new("PA_x"), &RoomName::new("a")),
+            Err(RoomError::AlreadyInRoom),
+            "one move of alice at a time"
+        );
         let moving = a.move_out("alice", Instant::now()).unwrap();
-        b.move_in(moving, Instant::now());
+        b.move_in(moving, Instant::now()).unwrap();
         assert!(b.arriving.is_empty(), "the arrival takes its place");
         assert_eq!(b.participant_count(), 1);
         // A promise given back frees the place.
         let mut c = room("c");
         c.spec.max_participants = 1;
-        c.reserve_arrival("carol").unwrap();
+        c.reserve_arrival("carol", &ParticipantSid::new("PA_x"), &RoomName::new("a")).unwrap();
         c.release_arrival("carol");
         assert!(c.check_join(&testkit::spec("bob", 16)).is_ok());
     }
@@ -308,8 +328,66 @@ mod tests {
         assert!(a.move_out("old", Instant::now()).is_err());
         assert!(a.participant_info("old").is_ok());
         let _twin = join(&mut b, "old", 16);
-        assert_eq!(b.check_move_in("old"), Err(RoomError::AlreadyInRoom));
+        assert_eq!(
+            b.check_move_in("old", &ParticipantSid::new("PA_x"), &RoomName::new("a")),
+            Err(RoomError::AlreadyInRoom)
+        );
         b.spec.max_participants = 1;
-        assert_eq!(b.check_move_in("new"), Err(RoomError::RoomFull));
+        assert_eq!(b.check_move_in("new", &ParticipantSid::new("PA_x"), &RoomName::new("a")), Err(RoomError::RoomFull));
+    }
+
+    #[test]
+    fn a_participant_moving_into_a_room_that_shows_its_copy_takes_the_copy_s_place() {
+        let (mut a, mut b) = (room("a"), room("b"));
+        b.spec.max_participants = 1;
+        let _alice = join(&mut a, "alice", 16);
+        let info = a.forward_source("alice").unwrap();
+        let copy = b.add_forwarded(RoomName::new("a"), &info).unwrap();
+        assert!(a.start_forwarding(&info, &RoomName::new("b"), copy));
+        let sid = ParticipantSid::new(info.proto.sid.clone());
+        // Someone else's copy (another session, or from another room) stands in the way.
+        let a_name = RoomName::new("a");
+        assert_eq!(b.check_move_in("alice", &ParticipantSid::new("PA_other"), &a_name), Err(RoomError::AlreadyInRoom));
+        assert_eq!(b.check_move_in("alice", &sid, &RoomName::new("c")), Err(RoomError::AlreadyInRoom));
+        // Its own does not, and its place (the room's only one) becomes the participant's.
+        b.reserve_arrival("alice", &sid, &a_name).unwrap();
+        let moving = a.move_out("alice", Instant::now()).unwrap();
+        b.move_in(moving, Instant::now()).unwrap();
+        assert!(b.forwarded.is_empty());
+        let arrived = b.participant_info("alice").unwrap();
+        assert_eq!(arrived.sid, sid.as_str());
+        assert!(arrived.kind_details.is_empty(), "in person, not a copy: {:?}", arrived.kind_details);
+        assert_eq!(b.participant_count(), 1);
+    }
+
+    #[test]
+    fn a_join_of_the_same_identity_during_a_move_wins_and_the_mover_is_told_why() {
+        let (mut a, mut b) = (room("a"), room("b"));
+        let mut alice = join(&mut a, "alice", 16);
+        let sid = ParticipantSid::new(a.participant_info("alice").unwrap().sid);
+        b.reserve_arrival("alice", &sid, &RoomName::new("a")).unwrap();
+        let moving = a.move_out("alice", Instant::now()).unwrap();
+        let _newer = join(&mut b, "alice", 16);
+        let newer_sid = b.participant_info("alice").unwrap().sid;
+        drain(&mut alice);
+        assert_eq!(b.move_in(moving, Instant::now()), Err(RoomError::AlreadyInRoom));
+        let told = drain(&mut alice);
+        assert!(
+            told.iter()
+                .any(|m| matches!(m, Signal::Leave(l) if l.reason == DisconnectReason::DuplicateIdentity as i32)),
+            "{told:?}"
+        );
+        assert_eq!(b.participant_info("alice").unwrap().sid, newer_sid, "the newer session stays");
+        assert!(b.arriving.is_empty());
+    }
+
+    #[test]
+    fn a_forwarded_copy_cannot_be_moved_or_forwarded_from_where_it_is_shown() {
+        let (mut a, mut b) = (room("a"), room("b"));
+        let _alice = join(&mut a, "alice", 16);
+        let info = a.forward_source("alice").unwrap();
+        b.add_forwarded(RoomName::new("a"), &info).unwrap();
+        assert_eq!(b.check_move_out("alice"), Err(RoomError::Forwarded));
+        assert!(matches!(b.forward_source("alice"), Err(RoomError::Forwarded)));
     }
 }

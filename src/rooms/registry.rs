@@ -284,33 +284,34 @@ impl Registry {
     pub fn move_participant(&self, room: &str, identity: &str, destination: &str) -> Result<(), RoomError> {
         let now = Instant::now();
         let source = self.slot(room).ok_or(RoomError::ParticipantNotFound)?;
-        source.room.lock().check_move_out(identity)?;
-        let dest_name = RoomName::new(destination);
-        let target = self.live_slot(&dest_name, now)?;
+        let sid = source.room.lock().check_move_out(identity)?;
+        let (from, dest_name) = (RoomName::new(room), RoomName::new(destination));
+        let (target, created) = self.live_slot(&dest_name, now)?;
         // The destination holds a place from here on (a join cannot take it between phases).
-        target.room.lock().reserve_arrival(identity)?;
+        if let Err(e) = target.room.lock().reserve_arrival(identity, &sid, &from) {
+            self.discard_unused(&dest_name, &target, created);
+            return Err(e);
+        }
 
         let moving = match self.locked(&source, |r| r.move_out(identity, now)) {
             Ok(m) => m,
             Err(e) => {
                 target.room.lock().release_arrival(identity);
+                self.discard_unused(&dest_name, &target, created);
                 return Err(e);
             }
         };
         let mut moving = Some(moving);
         for _ in 0..3 {
-            let Ok(slot) = self.live_slot(&dest_name, now) else { continue };
+            let Ok((slot, _)) = self.live_slot(&dest_name, now) else { continue };
             let arrived = self.locked(&slot, |dest| {
                 if dest.is_closed() {
-                    return false;
+                    return None;
                 }
-                if let Some(m) = moving.take() {
-                    dest.move_in(m, now);
-                }
-                true
+                moving.take().map(|m| dest.move_in(m, now))
             });
-            if arrived {
-                return Ok(());
+            if let Some(result) = arrived {
+                return result;
             }
         }
         if let Some(m) = moving {
@@ -319,17 +320,39 @@ impl Registry {
         Err(RoomError::RoomNotFound)
     }
 
-    /// The live room named `name`, created with the defaults if there is none.
-    fn live_slot(&self, name: &RoomName, now: Instant) -> Result<Arc<RoomSlot>, RoomError> {
+    /// The live room named `name`, created with the defaults if there is none; and whether
+    /// this call created it.
+    fn live_slot(&self, name: &RoomName, now: Instant) -> Result<(Arc<RoomSlot>, bool), RoomError> {
+        let mut created = false;
         for _ in 0..3 {
             if let Some(slot) = self.slot(name.as_str())
                 && !slot.room.lock().is_closed()
             {
-                return Ok(slot);
+                return Ok((slot, created));
             }
             self.create_room(CreateRequest { name: name.clone(), ..Default::default() }, now);
+            created = true;
         }
         Err(RoomError::RoomNotFound)
+    }
+
+    /// Undoes the creation of a destination that a failed move or forward created, if nobody
+    /// is in it or on the way (a refused request leaves no room behind; the backend sees it
+    /// start and finish). A room someone joined meanwhile is kept.
+    fn discard_unused(&self, name: &RoomName, slot: &Arc<RoomSlot>, created: bool) {
+        if !created {
+            return;
+        }
+        let closed = self.locked(slot, |r| {
+            let unused = !r.is_closed() && r.participants.is_empty() && r.forwarded.is_empty() && r.arriving.is_empty();
+            if unused {
+                r.close(proto::DisconnectReason::RoomDeleted);
+            }
+            unused
+        });
+        if closed {
+            self.inner.rooms.remove_if(name.as_str(), |_, s| Arc::ptr_eq(s, slot));
+        }
     }
 
     /// Ends `key`'s session (if its socket is still the current one); others see it leave
@@ -471,9 +494,27 @@ impl Registry {
         let info = self.locked(&source, |r| r.forward_source(identity))?;
         let dest_name = RoomName::new(destination);
         let from = RoomName::new(room);
-        let target = self.live_slot(&dest_name, now)?;
-        self.locked(&target, |r| r.add_forwarded(from, &info))?;
-        if self.locked(&source, |r| r.start_forwarding(&info, &dest_name)) {
+        let (target, created) = self.live_slot(&dest_name, now)?;
+        let copy = match self.locked(&target, |r| r.add_forwarded(from.clone(), &info)) {
+            Ok(copy) => copy,
+            Err(e) => {
+                self.discard_unused(&dest_name, &target, created);
+                return Err(e);
+            }
+        };
+        if self.locked(&source, |r| r.start_forwarding(&info, &dest_name, copy)) {
+            // Removed there before the source knew of it? Its notice found no record; the
+            // record made since must go too.
+            if !self.locked(&target, |r| r.has_copy(identity, copy)) {
+                let unforward = ForwardNotice::Unforward {
+                    to: from.clone(),
+                    identity: crate::ids::ParticipantIdentity::new(identity),
+                    sid: ParticipantSid::new(info.proto.sid.clone()),
+                    from: dest_name.clone(),
+                    copy,
+                };
+                self.locked(&source, |r| r.apply_forward_notice(unforward, now));
+            }
             return Ok(());
         }
         // The participant left between the phases: its copy must not outlive it.
@@ -488,6 +529,7 @@ impl Registry {
                 now,
             );
         });
+        self.discard_unused(&dest_name, &target, created);
         Err(RoomError::ParticipantNotFound)
     }
 
@@ -749,5 +791,28 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(r.room_count(), 0);
         task.abort();
+    }
+
+    #[test]
+    fn a_move_that_fails_after_creating_its_destination_leaves_no_room_behind() {
+        let r = registry();
+        let now = Instant::now();
+        let a = RoomName::new("a");
+        let (outbox, inbox) = Outbox::channel();
+        let spec = crate::rooms::testkit::spec("alice", 16);
+        let (sid, home) = r.join(&a, spec, outbox, true, now).unwrap();
+        let key =
+            SessionKey { identity: crate::ids::ParticipantIdentity::new("alice"), sid, connection: inbox.connection };
+        r.locked(&r.slot("a").unwrap(), |room| room.session_started(&key));
+        // The session's end is recorded but not yet applied: the first checks pass, the
+        // taking out refuses (a participant whose session ended cannot move).
+        assert!(home.settle(key.connection, crate::rooms::participant::SessionEnd::Lost).is_some());
+        assert!(matches!(r.move_participant("a", "alice", "fresh"), Err(RoomError::CannotMove(_))));
+        assert_eq!(r.get_room("fresh"), Err(RoomError::RoomNotFound), "the destination it created is gone");
+        // A destination that existed before stays.
+        r.create_room(req("kept"), now);
+        assert!(r.move_participant("a", "alice", "kept").is_err());
+        assert!(r.get_room("kept").is_ok());
+        assert!(r.get_room("a").unwrap().proto.num_participants == 1, "alice is still in a");
     }
 }
