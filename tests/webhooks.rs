@@ -32,6 +32,8 @@ struct Received {
     fail_first: AtomicUsize,
     /// Never answer (a hung receiver).
     hang: bool,
+    /// Never answer this many requests first.
+    hang_first: AtomicUsize,
     /// Never answer events about this room (the others are answered).
     hang_room: Option<&'static str>,
     /// Take this long to answer each request.
@@ -44,7 +46,8 @@ async fn receive(State(r): State<Arc<Received>>, headers: HeaderMap, body: Bytes
     let about_hung_room = r.hang_room.is_some_and(|room| {
         serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|e| e["room"]["name"] == room)
     });
-    if r.hang || about_hung_room {
+    let hang_this = r.hang_first.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+    if r.hang || about_hung_room || hang_this {
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
     tokio::time::sleep(r.delay).await;
@@ -222,6 +225,42 @@ async fn a_hung_room_does_not_hold_up_other_rooms() {
     let events = wait_for(&r, 2).await;
     assert_eq!(names(&events), ["room_started", "participant_joined"]);
     assert!(events.iter().all(|e| e["room"]["name"] == "free"), "{events:?}");
+    // stuck's first event was sent and is still unanswered while free's two went through
+    // (and nothing of stuck's was answered).
+    for _ in 0..80 {
+        if r.attempts.load(Ordering::SeqCst) >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(r.attempts.load(Ordering::SeqCst), 3, "stuck's room_started in flight, free's two answered");
+    assert_eq!(r.events.lock().len(), 2);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_event_not_delivered_by_its_deadline_is_dropped_and_the_next_goes_on() {
+    // The receiver never answers the first request; each event has 1 s (max_age) in all.
+    let r = Arc::new(Received { hang_first: AtomicUsize::new(1), ..Default::default() });
+    let addr = receiver(Arc::clone(&r)).await;
+    let s = TestServer::spawn(&config(addr, "  resource_url_notifier:\n    max_age: 1s\n")).await;
+    let _: proto::Room = s
+        .proto(
+            "CreateRoom",
+            &common::create_list(),
+            &proto::CreateRoomRequest { name: "late".into(), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    // room_started's attempt hangs; without the deadline it alone would take 10 s (then
+    // retries), and the join's event would wait behind it.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let (_a, _) = SignalClient::join(s.addr, &join_token("late", "a")).await;
+    let events = wait_for(&r, 1).await;
+    assert_eq!(names(&events), ["participant_joined"], "room_started gave up at its deadline");
+    let stats = s.app().webhooks.as_ref().unwrap().stats();
+    assert_eq!(stats.dropped_expired.load(Ordering::SeqCst), 1);
+    assert_eq!(stats.delivered.load(Ordering::SeqCst), 1);
     s.stop().await;
 }
 
@@ -288,7 +327,9 @@ async fn included_extras_are_sent_and_include_wins_over_exclude() {
 
 #[tokio::test]
 async fn a_room_recreated_under_the_same_name_starts_after_the_old_one_finished() {
-    let r = Arc::new(Received::default());
+    // A slow receiver: the old room's lane is still sending when the new room's events come,
+    // so they can only come out in order if the new lane waits for the old one.
+    let r = Arc::new(Received { delay: Duration::from_millis(150), ..Default::default() });
     let addr = receiver(Arc::clone(&r)).await;
     let s = TestServer::spawn(&config(addr, "")).await;
     let (_a, _) = SignalClient::join(s.addr, &join_token("again", "a")).await;

@@ -111,6 +111,12 @@ pub fn load(yaml: &str, overrides: &Overrides, read_file: ReadFile<'_>) -> Resul
     r.set_list(&root, "webhook.filter_params.include_events", &mut c.webhook.include_events);
     r.set_list(&root, "webhook.filter_params.exclude_events", &mut c.webhook.exclude_events);
     r.set_u32(&root, "webhook.resource_url_notifier.max_depth", &mut c.webhook.max_depth);
+    // Zero keeps the default, as LiveKit's notifier treats it.
+    if let Some(age) = lookup(&root, "webhook.resource_url_notifier.max_age").and_then(go_duration)
+        && !age.is_zero()
+    {
+        c.webhook.max_age = age;
+    }
     r.set_str(&root, "redis.address", &mut c.redis_address);
     if !c.redis_address.is_empty() {
         r.unsupported.push(format!("redis.address ({})", super::schema::CLUSTER));
@@ -224,7 +230,45 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::Str => "a string",
         Kind::StrList => "a list of strings",
         Kind::StrMap => "a map of strings to strings",
+        Kind::Duration => "a duration such as \"30s\", \"1m30s\" or \"500ms\"",
     }
+}
+
+/// A Go `time.Duration` as YAML gives it: a whole number of nanoseconds, or a string of
+/// decimal numbers each with a unit (`ns`, `us`/`µs`, `ms`, `s`, `m`, `h`), as Go's
+/// `time.ParseDuration` reads it. Negative durations are refused.
+fn go_duration(v: &Value) -> Option<Duration> {
+    if let Some(n) = v.as_u64() {
+        return Some(Duration::from_nanos(n));
+    }
+    let s = v.as_str()?.trim();
+    let s = s.strip_prefix('+').unwrap_or(s);
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut rest = s;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let number: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let nanos_per = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += number * nanos_per;
+    }
+    (total.is_finite() && total < u64::MAX as f64).then(|| Duration::from_nanos(total as u64))
 }
 
 fn fits(kind: Kind, v: &Value) -> bool {
@@ -237,6 +281,7 @@ fn fits(kind: Kind, v: &Value) -> bool {
         Kind::Str => scalar_str(v),
         Kind::StrList => v.as_sequence().is_some_and(|s| s.iter().all(scalar_str)),
         Kind::StrMap => v.as_mapping().is_some_and(|m| m.iter().all(|(k, v)| scalar_str(k) && scalar_str(v))),
+        Kind::Duration => go_duration(v).is_some(),
     }
 }
 
@@ -532,5 +577,22 @@ mod tests {
         let err = yaml("port: [unclosed\n").unwrap_err();
         assert_eq!(err.problems.len(), 1);
         assert_eq!(err.problems[0].path, "(yaml)");
+    }
+
+    #[test]
+    fn webhook_max_age_takes_go_durations() {
+        let age = |v: &str| {
+            let yaml =
+                format!("keys:\n  k: {s}\nwebhook:\n  resource_url_notifier:\n    max_age: {v}\n", s = "x".repeat(32));
+            load(&yaml, &Overrides::default(), &no_files).map(|c| c.webhook.max_age)
+        };
+        assert_eq!(age("\"1m30s\"").unwrap(), Duration::from_secs(90));
+        assert_eq!(age("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(age("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(age("2000000000").unwrap(), Duration::from_secs(2), "a number is nanoseconds, as Go reads it");
+        assert_eq!(age("0").unwrap(), Duration::from_secs(30), "zero keeps the default");
+        for bad in ["-1s", "soon", "5 parsecs", "\"\""] {
+            assert!(age(bad).is_err(), "{bad} must be refused");
+        }
     }
 }

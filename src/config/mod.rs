@@ -143,8 +143,9 @@ pub struct WebhookConfig {
     /// `webhook.resource_url_notifier.max_depth`: events waiting per room and receiver before
     /// new ones are dropped (default 200, as LiveKit).
     pub max_depth: u32,
-    /// How long an event may wait before it is sent, else it is dropped (30 s, as LiveKit).
-    /// Not a YAML key yet.
+    /// `webhook.resource_url_notifier.max_age`: each event's deadline, from when it was
+    /// queued: not delivered by then (waiting, sending or between retries), it is dropped and
+    /// counted (30 s, as LiveKit).
     pub max_age: Duration,
     /// First retry delay; doubles per attempt up to 30 s (1 s; tests shorten it). Not a YAML key.
     pub retry_base: Duration,

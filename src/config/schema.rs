@@ -19,6 +19,9 @@ pub(super) enum Kind {
     StrList,
     /// A map of string to string (`keys`).
     StrMap,
+    /// A Go duration as LiveKit's YAML takes it: a string such as `"30s"`, `"1m30s"`,
+    /// `"500ms"`, or a whole number of nanoseconds.
+    Duration,
 }
 
 /// One node of the schema tree.
@@ -107,7 +110,7 @@ pub(super) const ROOT: &[(&str, Node)] = &[
         Section(&[
             ("api_key", Leaf(Str)),
             ("urls", Leaf(StrList)),
-            ("resource_url_notifier", Section(&[("max_depth", Leaf(U32)), ("max_age", Unsupported(LATER))])),
+            ("resource_url_notifier", Section(&[("max_depth", Leaf(U32)), ("max_age", Leaf(Duration))])),
             ("url_notifier", Unsupported(LATER)),
             ("filter_params", Section(&[("include_events", Leaf(StrList)), ("exclude_events", Leaf(StrList))])),
         ]),

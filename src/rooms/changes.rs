@@ -79,6 +79,7 @@ impl Room {
             return Err(RoomError::Forwarded);
         }
         let p = self.participants.get_mut(identity).ok_or(RoomError::ParticipantNotFound)?;
+        let permission_changes = change.permission.as_ref().is_some_and(|new| *new != p.spec.permission);
         let s = &mut p.spec;
         let mut changed = false;
         if !change.name.is_empty() && change.name != s.name {
@@ -101,7 +102,13 @@ impl Room {
             changed = true;
         }
         if changed {
-            self.announce(identity, true);
+            if permission_changes {
+                // Sessions hear this change now; the backend's one `participant_updated` (and
+                // the refresh token) come with the permission's announcement, covering both.
+                self.announce_as(identity, false, false);
+            } else {
+                self.announce(identity, true);
+            }
         }
         if let Some(permission) = change.permission {
             self.set_permission(identity, permission);
@@ -315,12 +322,19 @@ impl Room {
     /// Bumps the version, broadcasts the participant's info to everyone (itself included),
     /// and, when its claims changed, sends it a fresh refresh token.
     fn announce(&mut self, identity: &str, claims_changed: bool) {
+        self.announce_as(identity, claims_changed, claims_changed);
+    }
+
+    /// [`Self::announce`], saying whether the backend hears a `participant_updated`: only for
+    /// a participant whose `participant_joined` went out (its socket is up), so a receiver
+    /// never meets an update about someone who has not joined.
+    fn announce_as(&mut self, identity: &str, claims_changed: bool, tell_backend: bool) {
         let Some(p) = self.participants.get_mut(identity) else { return };
         p.bump();
         let info = p.to_proto();
-        let (sid, hidden) = (p.sid.clone(), p.hidden());
+        let (sid, hidden, connected) = (p.sid.clone(), p.hidden(), p.connected);
         // The update first, then the token, as LiveKit orders them.
-        if claims_changed {
+        if tell_backend && connected {
             self.emit(super::events::names::PARTICIPANT_UPDATED, Some(info.clone()));
         }
         self.broadcast(&sid, info, hidden, true);

@@ -522,6 +522,22 @@ mod tests {
     }
 
     #[test]
+    fn the_backend_hears_one_update_per_change_and_none_before_the_join() {
+        let (mut r, events) = testkit::recorded_room("r", 20);
+        let (dave, _d) = testkit::join_unconnected(&mut r, "dave", 16);
+        let change = || crate::rooms::ParticipantChange { metadata: "m".into(), ..Default::default() };
+        r.update_participant("dave", change()).unwrap();
+        assert!(events.0.lock().is_empty(), "no participant_updated before participant_joined");
+        r.session_started(&dave);
+        // Metadata and permission in one call: one participant_updated.
+        let mut both = change();
+        both.metadata = "m2".into();
+        both.permission = Some(proto::ParticipantPermission { can_subscribe: true, ..Default::default() });
+        r.update_participant("dave", both).unwrap();
+        assert_eq!(*events.0.lock(), ["participant_joined", "participant_updated"]);
+    }
+
+    #[test]
     fn join_response_comes_first_then_everyone_sees_the_newcomer() {
         let mut r = room();
         let (_, mut a) = join(&mut r, "alice");

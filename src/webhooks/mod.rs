@@ -7,8 +7,9 @@
 //! and a task that delivers its events one at a time, retrying each until it is delivered or
 //! given up. A lane ends after its room's `room_finished`; a new room of the same name gets a
 //! new lane that starts once the old one is through. Rooms never wait on a receiver, and a
-//! slow receiver or room holds up only its own lanes. Whatever is dropped (intake full, lane full, too old, retries exhausted) is
-//! counted in [`Stats`] and logged with the event id.
+//! slow receiver or room holds up only its own lanes. Whatever is dropped (intake full, lane
+//! full, past its deadline, retries exhausted, shutdown) is counted in [`Stats`] and logged
+//! with the event id; a report every [`REPORT_EVERY`] sums up what was lost since the last.
 
 mod deliver;
 mod encode;
@@ -43,6 +44,11 @@ const INTAKE: usize = 10_000;
 const LANE_IDLE: Duration = Duration::from_secs(300);
 /// After shutdown's grace, how long lanes get to notice they are cancelled.
 const CANCEL_WAIT: Duration = Duration::from_secs(1);
+/// How often losses since the last report are logged (at `warn`, with the ids refused at the
+/// intake: those are not logged one by one, as rooms hand events in under their locks).
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+/// Ids of intake drops kept for the next report; beyond this only their number is.
+const REPORT_IDS: usize = 1_000;
 
 /// What happened to events, since start. An event taken in ends, for each receiver that
 /// wants it, in exactly one of `delivered`, `dropped_*` or `failed`; an event refused at the
@@ -55,7 +61,8 @@ pub struct Stats {
     pub filtered: AtomicU64,
     /// Dropped because a queue was full (the intake, or a lane).
     pub dropped_full: AtomicU64,
-    /// Dropped because the event waited longer than `max_age` before it could be sent.
+    /// Dropped because `max_age` after it was queued it was still not delivered (waiting, or
+    /// between retries): the per-event deadline.
     pub dropped_expired: AtomicU64,
     /// Given up after the last retry.
     pub failed: AtomicU64,
@@ -103,6 +110,17 @@ pub struct Notifier {
     done: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Set when shutdown's grace ran out: every lane stops where it is.
     cancel: watch::Sender<bool>,
+    /// Losses to report (see [`REPORT_EVERY`]).
+    report: parking_lot::Mutex<Report>,
+}
+
+/// What the next loss report says.
+#[derive(Debug, Default)]
+struct Report {
+    /// `Stats::lost` at the last report.
+    lost_before: u64,
+    /// Ids refused at the intake since the last report (at most [`REPORT_IDS`]).
+    refused: Vec<String>,
 }
 
 impl std::fmt::Debug for Notifier {
@@ -131,14 +149,51 @@ impl Notifier {
             Dispatcher { config: config.clone(), sender: Arc::new(sender), stats: Arc::clone(&stats), cancelled };
         let done = tokio::spawn(dispatcher.run(rx));
         tracing::info!(urls = ?config.urls, "webhooks on");
-        Some(Arc::new(Self {
+        let notifier = Arc::new(Self {
             intake,
             config: config.clone(),
             clock,
             stats,
             done: parking_lot::Mutex::new(Some(done)),
             cancel,
-        }))
+            report: parking_lot::Mutex::new(Report::default()),
+        });
+        // Reports until the notifier is gone.
+        let weak = Arc::downgrade(&notifier);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(REPORT_EVERY).await;
+                let Some(notifier) = weak.upgrade() else { break };
+                notifier.report_losses();
+            }
+        });
+        Some(notifier)
+    }
+
+    /// Logs what was lost since the last report, if anything: the counters, and the ids of
+    /// events refused at the intake.
+    fn report_losses(&self) {
+        let lost = self.stats.lost();
+        let (since, refused) = {
+            let mut r = self.report.lock();
+            let since = lost.saturating_sub(r.lost_before);
+            r.lost_before = lost;
+            (since, std::mem::take(&mut r.refused))
+        };
+        if since == 0 {
+            return;
+        }
+        let s = &self.stats;
+        tracing::warn!(
+            lost_since_last_report = since,
+            lost_total = lost,
+            dropped_full = s.dropped_full.load(Ordering::Relaxed),
+            dropped_expired = s.dropped_expired.load(Ordering::Relaxed),
+            failed = s.failed.load(Ordering::Relaxed),
+            dropped_shutdown = s.dropped_shutdown.load(Ordering::Relaxed),
+            refused_at_intake = ?refused,
+            "webhook events were lost"
+        );
     }
 
     /// Counters of what happened to events.
@@ -170,6 +225,7 @@ impl Notifier {
                 "webhook events still queued when shutdown's grace ran out were dropped"
             );
         }
+        self.report_losses();
     }
 }
 
@@ -181,14 +237,24 @@ impl EventSink for Notifier {
         let room = event.room.as_ref().map(|r| r.name.clone()).unwrap_or_default();
         let id = event.id.clone();
         let queued = Queued { event: Arc::new(event), room, at: Instant::now() };
-        if self.intake.try_send(Intake::Event(queued)).is_err() {
-            let total = Stats::bump(&self.stats.dropped_full);
-            // Under the room's lock: log the first drop and then every power of two, so a
-            // flood of drops cannot stall rooms on logging.
-            if total.is_power_of_two() {
-                tracing::warn!(event_id = %id, dropped_total = total, "webhook intake full (or closed); events dropped");
-            } else {
-                tracing::debug!(event_id = %id, dropped_total = total, "webhook intake full (or closed); event dropped");
+        match self.intake.try_send(Intake::Event(queued)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                let total = Stats::bump(&self.stats.dropped_full);
+                // Under the room's lock: the id goes to the next report, not to the log now,
+                // so a flood of drops cannot stall rooms on logging; the first one is logged.
+                if total == 1 {
+                    tracing::warn!(event_id = %id, "webhook intake full; events are being dropped (see the reports)");
+                }
+                let mut report = self.report.lock();
+                if report.refused.len() < REPORT_IDS {
+                    report.refused.push(id);
+                }
+            }
+            // After shutdown took the intake's last events: a room's very last words.
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                Stats::bump(&self.stats.dropped_shutdown);
+                tracing::warn!(event_id = %id, "webhook event emitted after shutdown began; dropped");
             }
         }
     }
@@ -282,22 +348,35 @@ impl Dispatcher {
                 retired.insert(key.clone(), ended.task);
             }
             if !lanes.contains_key(key) {
-                // Amortised pruning of lanes that ended idle and were never needed again.
+                // Amortised pruning of lanes that ended idle and were never needed again. One
+                // that closed may still be sending what it held: it is retired, not forgotten,
+                // so its room's next lane waits for it and shutdown waits for it.
                 if lanes.len().is_power_of_two() {
-                    lanes.retain(|_, l| !l.tx.is_closed());
+                    let ended: Vec<_> =
+                        lanes.iter().filter(|(_, l)| l.tx.is_closed()).map(|(k, _)| k.clone()).collect();
+                    for k in ended {
+                        if let Some(l) = lanes.remove(&k) {
+                            retired.insert(k, l.task);
+                        }
+                    }
+                    retired.retain(|_, t| !t.is_finished());
                 }
                 let lane = self.new_lane(url, retired.remove(key));
                 lanes.insert(key.clone(), lane);
             }
             let Some(lane) = lanes.get(key) else { return };
+            // Counted before the lane can see it: a lane that is through with it at once must
+            // find it counted.
+            self.stats.pending.fetch_add(1, Ordering::Relaxed);
             match lane.tx.try_send(queued) {
-                Ok(()) => {
-                    self.stats.pending.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
+                Ok(()) => return,
                 // The lane ended idle just now: once more, on a new lane.
-                Err(mpsc::error::TrySendError::Closed(q)) => queued = q,
+                Err(mpsc::error::TrySendError::Closed(q)) => {
+                    self.stats.pending.fetch_sub(1, Ordering::Relaxed);
+                    queued = q;
+                }
                 Err(mpsc::error::TrySendError::Full(q)) => {
+                    self.stats.pending.fetch_sub(1, Ordering::Relaxed);
                     queued = q;
                     break;
                 }
@@ -379,24 +458,31 @@ impl Lane {
         }
     }
 
-    /// Delivers one event, or drops it when it waited too long; counts either way.
+    /// Delivers one event by its deadline (`max_age` after it was queued), retrying until
+    /// then; counts what happened either way. The deadline keeps a dead receiver from holding
+    /// a room's later events behind one event's full round of retries.
     async fn handle(&self, queued: &Queued) {
         let id = &queued.event.id;
-        if queued.at.elapsed() > self.max_age {
+        let deadline = queued.at + self.max_age;
+        let expired = |waited: &str| {
             let total = Stats::bump(&self.stats.dropped_expired);
             tracing::warn!(event_id = %id, url = %self.url, dropped_total = total,
-                "webhook event waited longer than max_age; dropped");
+                "webhook event not delivered within max_age ({waited}); dropped");
+        };
+        if Instant::now() >= deadline {
+            expired("waiting in the queue");
             return;
         }
-        match self.sender.deliver(&self.url, &queued.event).await {
-            Ok(()) => {
+        match tokio::time::timeout_at(deadline, self.sender.deliver(&self.url, &queued.event)).await {
+            Ok(Ok(())) => {
                 Stats::bump(&self.stats.delivered);
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 let total = Stats::bump(&self.stats.failed);
                 tracing::warn!(event_id = %id, url = %self.url, error = %e, failed_total = total,
                     "webhook delivery given up");
             }
+            Err(_) => expired("sending and retrying"),
         }
     }
 }

@@ -48,6 +48,9 @@ LIFE = [
     "participant_left",
     "room_finished",
 ]
+# Every event Usher can send, so a stray one (an aborted connection, a room metadata change)
+# would reach the receiver and fail "exactly these events, each once".
+EVERY_EVENT = LIFE + ["participant_connection_aborted", "room_metadata_changed"]
 QUIET_S = 1.0
 ARRIVAL_TIMEOUT_S = 30.0
 
@@ -145,7 +148,7 @@ class Receiver:
 
 
 def config(receiver_url: str) -> str:
-    events = ", ".join(LIFE)
+    events = ", ".join(EVERY_EVENT)
     return (
         f"keys:\n  {DEV_KEY}: {DEV_SECRET}\n  {HOOK_KEY}: {HOOK_SECRET}\n"
         f"webhook:\n  api_key: {HOOK_KEY}\n  urls: ['{receiver_url}']\n"

@@ -38,6 +38,9 @@ const LIFE = [
   'participant_left',
   'room_finished',
 ];
+// Every event Usher can send, so a stray one (an aborted connection, a room metadata change)
+// would reach the receiver and fail "exactly these events, each once".
+const EVERY_EVENT = [...LIFE, 'participant_connection_aborted', 'room_metadata_changed'];
 const QUIET_MS = 1000;
 const ARRIVAL_TIMEOUT_MS = 30000;
 
@@ -148,7 +151,7 @@ function config(receiverUrl) {
   return (
     `keys:\n  ${DEV_KEY}: ${DEV_SECRET}\n  ${HOOK_KEY}: ${HOOK_SECRET}\n` +
     `webhook:\n  api_key: ${HOOK_KEY}\n  urls: ['${receiverUrl}']\n` +
-    `  filter_params:\n    include_events: [${LIFE.join(', ')}]\n` +
+    `  filter_params:\n    include_events: [${EVERY_EVENT.join(', ')}]\n` +
     'room:\n  departure_timeout: 1\n'
   );
 }
