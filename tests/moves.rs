@@ -57,12 +57,26 @@ async fn a_moved_participant_keeps_its_socket_and_everyone_sees_it_change_rooms(
     in_b.settle(200).await;
     mover_c.settle(200).await;
 
+    let marks = (mover_c.seen.len(), in_a.seen.len(), in_b.seen.len());
     let _: proto::MoveParticipantResponse =
         s.proto("MoveParticipant", &mover("a", "b"), &move_req("alice", "a", "b")).await.unwrap();
+    for c in [&mut mover_c, &mut in_a, &mut in_b] {
+        c.settle(300).await;
+    }
+    // Exactly what each socket was told, in order (leaving out RoomUpdates, which only carry
+    // the rooms' new counts): the mover one room_moved and nothing else (no leave, no
+    // unpublished tracks); each room's observer one update about alice.
+    let news = |c: &SignalClient, from: usize| -> Vec<Signal> {
+        c.seen[from..].iter().filter(|m| !matches!(m, Signal::RoomUpdate(_))).cloned().collect()
+    };
+    let about_alice_only = |seen: &[Signal]| matches!(seen, [Signal::Update(u)] if u.participants.len() == 1 && u.participants[0].identity == "alice");
+    let (to_mover, to_a, to_b) = (news(&mover_c, marks.0), news(&in_a, marks.1), news(&in_b, marks.2));
+    assert!(matches!(&to_mover[..], [Signal::RoomMoved(_)]), "the mover got {to_mover:?}");
+    assert!(about_alice_only(&to_a), "room a's observer got {to_a:?}");
+    assert!(about_alice_only(&to_b), "room b's observer got {to_b:?}");
 
     // The mover: room_moved on the same socket.
-    let m = mover_c.recv_until("room_moved", |m| matches!(m, Signal::RoomMoved(_))).await;
-    let Signal::RoomMoved(moved) = m else { unreachable!() };
+    let Signal::RoomMoved(moved) = to_mover[0].clone() else { unreachable!() };
     let room = moved.room.unwrap();
     assert_eq!((room.name.as_str(), room.sid.as_str()), ("b", jb.room.unwrap().sid.as_str()));
     let me = moved.participant.unwrap();
@@ -75,19 +89,16 @@ async fn a_moved_participant_keeps_its_socket_and_everyone_sees_it_change_rooms(
     assert_eq!((claims.identity.as_str(), grant.room.as_str(), grant.room_join), ("alice", "b", true));
 
     // Observers: the source sees it leave, the destination sees it arrive with its track.
-    let m = in_a
-        .recv_until("alice left a", |m| update_about(m, "alice").is_some_and(|p| p.state == State::Disconnected as i32))
-        .await;
-    assert_eq!(update_about(&m, "alice").unwrap().disconnect_reason, DisconnectReason::Migration as i32);
-    let m = in_b.recv_until("alice arrived in b", |m| update_about(m, "alice").is_some()).await;
-    let arrived = update_about(&m, "alice").unwrap();
+    let left = update_about(&to_a[0], "alice").unwrap();
+    assert_eq!((left.state, left.disconnect_reason), (State::Disconnected as i32, DisconnectReason::Migration as i32));
+    let arrived = update_about(&to_b[0], "alice").unwrap();
     assert_eq!((arrived.sid.as_str(), arrived.tracks.len()), (sid.as_str(), 1));
 
     // The API agrees; RPCs and the client's own requests now address room b.
     assert_eq!(listed(&s, "a").await.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(), ["watcher-a"]);
     assert_eq!(
         listed(&s, "b").await,
-        [("alice".to_string(), sid.clone()), ("watcher-b".to_string(), listed(&s, "b").await[1].1.clone())]
+        [("alice".to_string(), sid.clone()), ("watcher-b".to_string(), jb.participant.unwrap().sid)]
     );
     let mut req = proto::UpdateParticipantRequest { room: "b".into(), identity: "alice".into(), ..Default::default() };
     req.metadata = "in b".into();
@@ -133,11 +144,14 @@ async fn a_moved_participant_keeps_its_socket_and_everyone_sees_it_change_rooms(
 async fn refused_moves_change_nothing() {
     let s = TestServer::spawn("").await;
     let (mut alice, _) = SignalClient::join(s.addr, &join_token("a", "alice")).await;
-    let (_bob_in_b, _) = SignalClient::join(s.addr, &join_token("b", "alice-twin")).await;
-    let (_dup, _) = SignalClient::join(s.addr, &join_token("b", "alice2")).await;
+    let (mut in_b1, _) = SignalClient::join(s.addr, &join_token("b", "alice-twin")).await;
+    let (mut in_b2, _) = SignalClient::join(s.addr, &join_token("b", "alice2")).await;
     // An old client that cannot follow a move.
     let old = SignalClient::connect(s.addr, &join_token("a", "old"), "&protocol=15").await.unwrap();
-    alice.settle(200).await;
+    for c in [&mut alice, &mut in_b1, &mut in_b2] {
+        c.settle(200).await;
+    }
+    let before = (listed(&s, "a").await, listed(&s, "b").await);
 
     let cases: Vec<(proto::MoveParticipantRequest, String, u16, &str, &str)> = vec![
         (
@@ -167,6 +181,11 @@ async fn refused_moves_change_nothing() {
         let e = s.proto::<_, proto::MoveParticipantResponse>("MoveParticipant", &tok, &req).await.unwrap_err();
         e.assert_twirp(status, code, msg);
     }
+    // Nobody in either room heard anything, and both rooms are as they were.
+    for c in [&mut alice, &mut in_b1, &mut in_b2] {
+        c.assert_quiet(300).await;
+    }
+    assert_eq!((listed(&s, "a").await, listed(&s, "b").await), before);
     drop(old);
     // The identity is already in the destination.
     let (_, _) = SignalClient::join(s.addr, &join_token("b", "alice")).await;

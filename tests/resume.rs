@@ -249,3 +249,31 @@ async fn a_refused_resume_speaks_the_clients_protocol() {
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_silent_past_the_ping_timeout_is_kept_for_a_resume_not_removed() {
+    let s = TestServer::spawn("").await;
+    room_with_window(&s, 30).await;
+    let (mut obs, _) = SignalClient::join(s.addr, &join_token("r", "observer")).await;
+    let (mut a, j) = SignalClient::join(s.addr, &join_token("r", "quiet")).await;
+    let sid = j.participant.unwrap().sid;
+    // No pings for the advertised timeout (15 s): the server gives up on the socket, while
+    // the observer, which keeps pinging, is served throughout...
+    let watch = async {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(17);
+        while std::time::Instant::now() < until {
+            obs.settle(500).await;
+        }
+    };
+    let (closed, ()) = tokio::join!(a.silent_until_closed(20), watch);
+    assert!(closed, "the silent socket is closed");
+    obs.send(Req::PingReq(proto::Ping { timestamp: 9, rtt: 0 })).await;
+    obs.recv_until("pong", |m| matches!(m, Signal::PongResp(p) if p.last_ping_timestamp == 9)).await;
+    // ...and, as for any lost connection, keeps the participant for a resume; nobody is told
+    // it left.
+    assert_eq!(listed(&s).await, ["observer", "quiet"]);
+    assert!(!obs.seen.iter().any(|m| update_about(m, "quiet").is_some_and(|p| p.state == State::Disconnected as i32)));
+    let mut a = resume(&s, "quiet", &sid).await;
+    assert!(matches!(a.recv().await, Some(Signal::Reconnect(_))), "{:?}", a.seen);
+    s.stop().await;
+}

@@ -109,6 +109,10 @@ impl Room {
         if p.dependent() {
             return Err(RoomError::CannotMove("agents and egress cannot be forwarded"));
         }
+        if !p.connected {
+            // Its socket is not up yet: it has not joined as far as anyone knows.
+            return Err(RoomError::CannotMove("participant is not connected"));
+        }
         if self.forwarding.get(identity).is_some_and(|f| f.to.len() >= MAX_DESTINATIONS) {
             return Err(RoomError::CannotMove("participant is forwarded to too many rooms"));
         }

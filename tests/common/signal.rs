@@ -113,6 +113,30 @@ impl SignalClient {
         }
     }
 
+    /// Reads without ever sending (no keepalive: a client whose pings stopped) until the
+    /// server closes the socket; false if it is still open after `secs` seconds.
+    pub async fn silent_until_closed(&mut self, secs: u64) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return false,
+                Ok(None | Some(Err(_))) => return true,
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    self.close_code = frame.map(|f| u16::from(f.code));
+                    return true;
+                }
+                Ok(Some(Ok(Message::Binary(b)))) => {
+                    if let Ok(r) = proto::SignalResponse::decode(b)
+                        && let Some(m) = r.message
+                    {
+                        self.seen.push(m);
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
     /// Pings when the client has been quiet for [`KEEPALIVE`].
     async fn keepalive(&mut self) {
         if self.last_sent.elapsed() >= KEEPALIVE {
