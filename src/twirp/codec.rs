@@ -21,15 +21,16 @@ pub enum Encoding {
 
 /// Picks the encoding from `Content-Type`: lower-cased, parameters after `;` dropped.
 pub fn encoding_of(headers: &HeaderMap, method: &str, path: &str) -> Result<Encoding, TwirpError> {
-    let raw = headers
-        .get(header::CONTENT_TYPE)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .unwrap_or_default();
-    let essence = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    match essence.as_str() {
-        "application/protobuf" => Ok(Encoding::Protobuf),
-        "application/json" => Ok(Encoding::Json),
-        _ => Err(TwirpError::bad_route(format!("unexpected Content-Type: {raw:?}"), method, path)),
+    // Compared in place: no copies on the way to a handler.
+    let raw = headers.get(header::CONTENT_TYPE).map_or(&[][..], |v| v.as_bytes());
+    let essence = raw.split(|b| *b == b';').next().unwrap_or_default().trim_ascii();
+    if essence.eq_ignore_ascii_case(b"application/protobuf") {
+        Ok(Encoding::Protobuf)
+    } else if essence.eq_ignore_ascii_case(b"application/json") {
+        Ok(Encoding::Json)
+    } else {
+        let raw = String::from_utf8_lossy(raw);
+        Err(TwirpError::bad_route(format!("unexpected Content-Type: {raw:?}"), method, path))
     }
 }
 

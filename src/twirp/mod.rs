@@ -27,27 +27,20 @@ pub const PREFIX: &str = "/twirp/livekit.RoomService/";
 
 /// Handles every request under `/twirp/`.
 pub async fn handle(State(app): State<Arc<AppState>>, req: Request) -> Response {
-    let method = req.method().as_str().to_string();
-    // `//twirp/…` (a base URL with a trailing slash) is served as `/twirp/…`, as LiveKit does.
-    let full = req.uri().path();
-    let path = full.strip_prefix('/').filter(|p| p.starts_with('/')).unwrap_or(full).to_string();
-    if method != "POST" {
-        return TwirpError::bad_route(format!("unsupported method {method:?} (only POST is allowed)"), &method, &path)
-            .into_response();
-    }
-    let Some(rpc) = path.strip_prefix(PREFIX).filter(|m| !m.contains('/')) else {
-        return TwirpError::bad_route(format!("no handler for path {path:?}"), &method, &path).into_response();
+    // Everything up to the body is read from borrowed parts of the request (no copies on the
+    // way to a handler); only refusals build owned strings.
+    let routed = {
+        let method = req.method().as_str();
+        // `//twirp/…` (a base URL with a trailing slash) is served as `/twirp/…`, as LiveKit does.
+        let full = req.uri().path();
+        let path = full.strip_prefix('/').filter(|p| p.starts_with('/')).unwrap_or(full);
+        route(&req, method, path)
     };
-    let rpc = rpc.to_string();
-    let Some(rpc_fn) = room_service::route(&rpc) else {
-        return TwirpError::bad_route(format!("no handler for path {path:?}"), &method, &path).into_response();
-    };
-    let encoding = match codec::encoding_of(req.headers(), &method, &path) {
-        Ok(e) => e,
+    let (rpc_fn, encoding) = match routed {
+        Ok(r) => r,
         Err(e) => return e.into_response(),
     };
     let claims = req.extensions().get::<Arc<Claims>>().cloned();
-    tracing::Span::current().record("rpc", rpc.as_str());
 
     // The declared length was already checked by the body-limit layer; this catches bodies
     // that lie about it or stream without one.
@@ -68,6 +61,23 @@ pub async fn handle(State(app): State<Arc<AppState>>, req: Request) -> Response 
     };
     let ctx = room_service::Call { app: &app, claims: claims.as_deref() };
     rpc_fn(&ctx, encoding, &body)
+}
+
+/// The handler and encoding for a request to `path`, or the Twirp refusal.
+fn route(req: &Request, method: &str, path: &str) -> Result<(room_service::Rpc, Encoding), TwirpError> {
+    if method != "POST" {
+        return Err(TwirpError::bad_route(
+            format!("unsupported method {method:?} (only POST is allowed)"),
+            method,
+            path,
+        ));
+    }
+    let no_handler = || TwirpError::bad_route(format!("no handler for path {path:?}"), method, path);
+    let rpc = path.strip_prefix(PREFIX).filter(|m| !m.contains('/')).ok_or_else(no_handler)?;
+    let rpc_fn = room_service::route(rpc).ok_or_else(no_handler)?;
+    let encoding = codec::encoding_of(req.headers(), method, path)?;
+    tracing::Span::current().record("rpc", rpc);
+    Ok((rpc_fn, encoding))
 }
 
 /// Decodes `body` as `Req`, runs `f`, encodes its answer: the shape of every RPC.
