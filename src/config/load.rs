@@ -268,7 +268,9 @@ fn go_duration(v: &Value) -> Option<Duration> {
         rest = &rest[unit_len..];
         total += number * nanos_per;
     }
-    (total.is_finite() && total < u64::MAX as f64).then(|| Duration::from_nanos(total as u64))
+    // Go's limit is i64 nanoseconds (about 292 years); decimal fractions round to the nearest.
+    let total = total.round();
+    (total.is_finite() && total <= i64::MAX as f64).then(|| Duration::from_nanos(total as u64))
 }
 
 fn fits(kind: Kind, v: &Value) -> bool {
@@ -589,6 +591,8 @@ mod tests {
         assert_eq!(age("\"1m30s\"").unwrap(), Duration::from_secs(90));
         assert_eq!(age("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(age("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(age("1.000000001s").unwrap(), Duration::from_nanos(1_000_000_001), "rounded, not truncated");
+        assert!(age("3000000h").is_err(), "beyond Go's range (about 292 years)");
         assert_eq!(age("2000000000").unwrap(), Duration::from_secs(2), "a number is nanoseconds, as Go reads it");
         assert_eq!(age("0").unwrap(), Duration::from_secs(30), "zero keeps the default");
         for bad in ["-1s", "soon", "5 parsecs", "\"\""] {

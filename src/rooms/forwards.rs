@@ -448,4 +448,27 @@ mod tests {
         settle(&mut a, &mut b);
         assert_eq!(b.participant_info("host").unwrap().metadata, "v2");
     }
+
+    #[test]
+    fn a_copy_whose_source_session_was_replaced_goes_for_every_client() {
+        let (mut a, mut b) = (room("a"), room("b"));
+        let _host = join(&mut a, "host");
+        let mut watcher = join(&mut b, "watcher");
+        let info = a.forward_source("host").unwrap();
+        let copy = b.add_forwarded(RoomName::new("a"), &info).unwrap();
+        assert!(a.start_forwarding(&info, &RoomName::new("b"), copy));
+        b.flush_updates();
+        testkit::drain(&mut watcher);
+        // host rejoins its own room: the old session (the one forwarded) is replaced there.
+        let _again = join(&mut a, "host");
+        settle(&mut a, &mut b);
+        b.flush_updates();
+        let seen = testkit::drain(&mut watcher);
+        assert!(
+            seen.iter().any(|m| matches!(m, crate::proto::signal_response::Message::Update(u)
+                if u.participants.iter().any(|p| p.identity == "host" && p.state == State::Disconnected as i32))),
+            "a protocol 16 client in b must see the copy go (nothing replaces it there): {seen:?}"
+        );
+        assert!(b.participant_info("host").is_err());
+    }
 }

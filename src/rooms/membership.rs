@@ -99,15 +99,9 @@ pub(super) fn update_frames(infos: Vec<proto::ParticipantInfo>) -> Vec<Bytes> {
 
 /// From this protocol on, clients reconcile participants by identity: an update with a new sid
 /// replaces the old session, and they are never sent the old session's departure when it was
-/// replaced by a newer one (LiveKit leaves those out: the JS SDK removes by identity, so the
-/// departure could remove the new session).
+/// replaced by a newer one they will see (LiveKit leaves those out: the JS SDK removes by
+/// identity, so the departure could remove the new session). See [`Room::superseded`].
 pub(super) const PROTOCOL_IDENTITY_RECONCILE: i32 = 12;
-
-/// Whether `info` is the departure of a session that a newer session of the same identity
-/// replaced: sent only to clients below [`PROTOCOL_IDENTITY_RECONCILE`].
-pub(super) fn is_replaced_departure(info: &proto::ParticipantInfo) -> bool {
-    info.state == State::Disconnected as i32 && info.disconnect_reason == DisconnectReason::DuplicateIdentity as i32
-}
 
 fn update_frame(info: proto::ParticipantInfo) -> Bytes {
     encode_signal(Signal::Update(proto::ParticipantUpdate { participants: vec![info] }))
@@ -126,6 +120,7 @@ impl Room {
         // Closed room, revoked token, capacity (counting a session this one replaces as gone):
         // the same verdict `/rtc/validate` gives, checked before anything changes.
         self.check_join(&spec)?;
+        self.replacing = Some((spec.identity.clone(), !spec.permission.hidden));
         if self.forwarded.contains_key(&spec.identity) {
             // The participant itself arrives where its copy was shown: the copy goes.
             let _ = self.remove_forwarded(spec.identity.as_str(), DisconnectReason::DuplicateIdentity);
@@ -136,6 +131,7 @@ impl Room {
             let reason = DisconnectReason::DuplicateIdentity;
             self.drop_participant(spec.identity.as_str(), reason, Some(leave_frame(reason)), Instant::now());
         }
+        self.replacing = None;
         let mut p = Participant::new(spec, outbox, now_ms, super::participant::Home::new(self.name.clone()));
         let others = self.visible_infos(None);
         let join = proto::JoinResponse {
@@ -407,11 +403,11 @@ impl Room {
             return;
         }
         let infos: Vec<_> = std::mem::take(&mut self.pending).into_iter().map(|u| u.info).collect();
-        // Clients that reconcile by identity get the batch without replaced sessions' departures.
+        // Clients that reconcile by identity get the batch without superseded departures.
         let reconciling = infos
             .iter()
-            .any(is_replaced_departure)
-            .then(|| update_frames(infos.iter().filter(|i| !is_replaced_departure(i)).cloned().collect()));
+            .any(|i| self.superseded(i))
+            .then(|| update_frames(infos.iter().filter(|i| !self.superseded(i)).cloned().collect()));
         let frames = update_frames(infos);
         let mut stalled = Vec::new();
         for p in self.participants.values() {
@@ -437,7 +433,7 @@ impl Room {
     ) {
         // A newer immediate update supersedes a pending one about the same session.
         self.pending.retain(|u| &u.sid != about);
-        let old_clients_only = is_replaced_departure(&info);
+        let old_clients_only = self.superseded(&info);
         let frame = update_frame(info);
         let stalled: Vec<_> = self
             .participants
@@ -448,6 +444,24 @@ impl Room {
             .map(|p| p.spec.identity.clone())
             .collect();
         self.drop_stalled(stalled, Instant::now());
+    }
+
+    /// Whether `info` is the departure of a session (or copy) that a newer, visible session of
+    /// the same identity replaces: clients from [`PROTOCOL_IDENTITY_RECONCILE`] on are not sent
+    /// it, since the newcomer's info (another sid) replaces it for them. A departure whose
+    /// replacement they will not see (hidden, or gone again), or a copy whose source session
+    /// was replaced elsewhere, reaches everyone: no one is left looking at a ghost.
+    pub(super) fn superseded(&self, info: &proto::ParticipantInfo) -> bool {
+        info.state == State::Disconnected as i32
+            && info.disconnect_reason == DisconnectReason::DuplicateIdentity as i32
+            && (self
+                .replacing
+                .as_ref()
+                .is_some_and(|(identity, visible)| *visible && identity.as_str() == info.identity)
+                || self
+                    .participants
+                    .get(info.identity.as_str())
+                    .is_some_and(|p| p.sid.as_str() != info.sid && !p.hidden()))
     }
 
     /// Drops participants whose queues overflowed, closing their sockets at once.
@@ -535,6 +549,37 @@ mod tests {
         both.permission = Some(proto::ParticipantPermission { can_subscribe: true, ..Default::default() });
         r.update_participant("dave", both).unwrap();
         assert_eq!(*events.0.lock(), ["participant_joined", "participant_updated"]);
+    }
+
+    #[test]
+    fn a_replaced_session_s_departure_reaches_current_clients_only_if_they_cannot_see_the_new_one() {
+        let mut r = room();
+        let (_, mut current) = join(&mut r, "current");
+        let (_, mut old) = testkit::join(&mut r, "old-client", 11);
+        let (_, _first) = join(&mut r, "alice");
+        r.flush_updates();
+        drain(&mut current);
+        drain(&mut old);
+        let alice_gone = |seen: &[Signal]| {
+            seen.iter().any(|m| {
+                matches!(m, Signal::Update(u)
+                    if u.participants.iter().any(|p| p.identity == "alice" && p.state == State::Disconnected as i32))
+            })
+        };
+        // Replaced by a visible session: only the old client hears the first one went.
+        let (_, _second) = join(&mut r, "alice");
+        r.flush_updates();
+        assert!(!alice_gone(&drain(&mut current)), "protocol 16 replaces it by identity");
+        assert!(alice_gone(&drain(&mut old)), "protocol 11 is told");
+        // Replaced by a hidden session, which nobody else sees: everyone hears the visible one
+        // went, or it would stay on their screens.
+        let mut hidden = who("alice");
+        hidden.permission.hidden = true;
+        let (outbox, _third) = Outbox::channel();
+        r.join(hidden, outbox, 3_000, "test").unwrap();
+        r.flush_updates();
+        assert!(alice_gone(&drain(&mut current)));
+        assert!(alice_gone(&drain(&mut old)));
     }
 
     #[test]

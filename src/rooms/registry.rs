@@ -330,8 +330,8 @@ impl Registry {
             {
                 return Ok((slot, created));
             }
-            self.create_room(CreateRequest { name: name.clone(), ..Default::default() }, now);
-            created = true;
+            // Another call may have created it first; then it is not ours to discard.
+            created |= self.create_room(CreateRequest { name: name.clone(), ..Default::default() }, now).created;
         }
         Err(RoomError::RoomNotFound)
     }
@@ -494,12 +494,19 @@ impl Registry {
         let info = self.locked(&source, |r| r.forward_source(identity))?;
         let dest_name = RoomName::new(destination);
         let from = RoomName::new(room);
-        let (target, created) = self.live_slot(&dest_name, now)?;
-        let copy = match self.locked(&target, |r| r.add_forwarded(from.clone(), &info)) {
-            Ok(copy) => copy,
-            Err(e) => {
-                self.discard_unused(&dest_name, &target, created);
-                return Err(e);
+        // Twice at most: the destination can close between being found and being locked (a
+        // failed move discarding the room it created, a delete); then it is created afresh.
+        let mut attempt = 0;
+        let (target, created, copy) = loop {
+            attempt += 1;
+            let (target, created) = self.live_slot(&dest_name, now)?;
+            match self.locked(&target, |r| r.add_forwarded(from.clone(), &info)) {
+                Ok(copy) => break (target, created, copy),
+                Err(RoomError::RoomNotFound) if attempt < 2 => {}
+                Err(e) => {
+                    self.discard_unused(&dest_name, &target, created);
+                    return Err(e);
+                }
             }
         };
         if self.locked(&source, |r| r.start_forwarding(&info, &dest_name, copy)) {

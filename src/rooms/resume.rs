@@ -148,7 +148,7 @@ impl Room {
             let gone: Vec<_> = self
                 .departures
                 .iter()
-                .filter(|d| d.at >= missed_since && !(reconciling && super::membership::is_replaced_departure(&d.info)))
+                .filter(|d| d.at >= missed_since && !(reconciling && self.superseded(&d.info)))
                 .map(|d| d.info.clone())
                 .collect();
             frames.push(encode_signal(Signal::Update(proto::ParticipantUpdate { participants: gone })));

@@ -68,6 +68,9 @@ pub struct Room {
     pub(super) stalled: Vec<ParticipantIdentity>,
     /// Whether a [`Room::drop_stalled`] call further up the stack is working through `stalled`.
     pub(super) dropping_stalled: bool,
+    /// While a join replaces an older session (or a copy) of its identity: that identity, and
+    /// whether the newcomer is visible (see [`Room::superseded`]).
+    pub(super) replacing: Option<(ParticipantIdentity, bool)>,
     /// `(num_participants, num_publishers)` as sessions last heard them in a RoomUpdate.
     pub(super) announced_counts: (u32, u32),
     /// Participants of this room forwarded elsewhere (see [`super::forwards`]).
@@ -119,6 +122,7 @@ impl Room {
             pending: Vec::new(),
             stalled: Vec::new(),
             dropping_stalled: false,
+            replacing: None,
             departures: super::resume::DepartureLog::new(),
             forwarding: BTreeMap::new(),
             forwarded: BTreeMap::new(),

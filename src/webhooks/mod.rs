@@ -251,11 +251,18 @@ impl EventSink for Notifier {
                     report.refused.push(id);
                 }
             }
-            // After shutdown took the intake's last events: a room's very last words.
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                Stats::bump(&self.stats.dropped_shutdown);
-                tracing::warn!(event_id = %id, "webhook event emitted after shutdown began; dropped");
+            // After shutdown took the intake's last events: a room's very last words. Counted
+            // as the dispatcher would have: once per receiver that wants it, or as filtered.
+            Err(mpsc::error::TrySendError::Closed(Intake::Event(q))) => {
+                if self.allows(&q.event.event) {
+                    let receivers = u64::try_from(self.config.urls.len()).unwrap_or(u64::MAX);
+                    self.stats.dropped_shutdown.fetch_add(receivers, Ordering::Relaxed);
+                    tracing::warn!(event_id = %id, "webhook event emitted after shutdown began; dropped");
+                } else {
+                    Stats::bump(&self.stats.filtered);
+                }
             }
+            Err(mpsc::error::TrySendError::Closed(Intake::Drain)) => {}
         }
     }
 }
