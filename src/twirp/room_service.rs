@@ -160,7 +160,7 @@ impl Call<'_> {
     fn remove_participant(&self, r: proto::RoomParticipantIdentity) -> R<proto::RemoveParticipantResponse> {
         record_participant(&r.room, &r.identity);
         grants::ensure_admin(self.claims, &r.room)?;
-        self.app.registry.remove_participant(&r.room, &r.identity, r.revoke_token_ts)?;
+        self.app.registry.remove_participant(&r.room, &r.identity, revoke_cutoff_secs(r.revoke_token_ts))?;
         Ok(proto::RemoveParticipantResponse {})
     }
 
@@ -266,9 +266,25 @@ impl Call<'_> {
     }
 }
 
+/// `revoke_token_ts` in Unix seconds, as the field is defined (it is compared with a token's
+/// `nbf`). The Rust server SDK documents it in milliseconds, so a value that can only be
+/// milliseconds (past the year 5000 in seconds) is read as milliseconds rather than shutting
+/// the identity out for millennia.
+fn revoke_cutoff_secs(ts: i64) -> i64 {
+    const SURELY_MILLISECONDS: i64 = 100_000_000_000;
+    if ts >= SURELY_MILLISECONDS { ts / 1000 } else { ts }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn revoke_cutoffs_in_milliseconds_are_read_as_seconds() {
+        assert_eq!(revoke_cutoff_secs(1_700_000_000), 1_700_000_000);
+        assert_eq!(revoke_cutoff_secs(1_700_000_000_123), 1_700_000_000);
+        assert_eq!(revoke_cutoff_secs(0), 0);
+    }
 
     #[test]
     fn every_listed_method_has_a_route_and_nothing_else_does() {
