@@ -25,7 +25,9 @@
 //! # The rule between layers
 //!
 //! Arrows point down only. `rooms` knows nothing of HTTP, Twirp or sockets: its methods are
-//! synchronous, take `now`, and return plain values or a [`rooms::RoomError`]. Protocol layers
+//! synchronous (one exception, `Registry::with_session`, yields to the runtime while the
+//! participant's move is between its two phases), take `now`, and return plain values or a
+//! [`rooms::RoomError`]. Protocol layers
 //! (`twirp`, `signal`) decode, check grants with [`auth::grants`], call the registry once, and
 //! encode. The room pushes encoded frames into each session's bounded queue while it holds its
 //! lock, so every session sees changes in the room's order; socket I/O happens outside it.
