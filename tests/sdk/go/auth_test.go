@@ -169,18 +169,7 @@ func TestConfigBodyKeysAndRoomDefaults(t *testing.T) {
 	const key, secret = "go-key", "usher-go-sdk-suite-secret-0123456789abcd"
 	yaml := "keys:\n  " + key + ": " + secret + "\n" +
 		"room:\n  empty_timeout: 77\n  departure_timeout: 9\n  max_participants: 11\n"
-	srv, err := StartWithConfig(yaml)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("--- %s log (tail) ---\n%s", srv.Label, srv.Tail(40))
-		}
-		if err := srv.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	srv := startConfigured(t, yaml)
 
 	c := lksdk.NewRoomServiceClient(srv.URL, key, secret)
 	name := Unique("go-keyed")

@@ -94,3 +94,22 @@ func wantTwirp(t *testing.T, what string, err error, code twirp.ErrorCode, msg s
 	}
 	return te
 }
+
+// startConfigured starts an Usher of its own with an inline YAML config for one test, and
+// stops it when the test ends (printing its log tail if the test failed).
+func startConfigured(t *testing.T, yaml string) *Usher {
+	t.Helper()
+	srv, err := StartWithConfig(yaml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("--- %s log (tail) ---\n%s", srv.Label, srv.Tail(40))
+		}
+		if err := srv.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return srv
+}

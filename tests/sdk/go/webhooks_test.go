@@ -128,18 +128,7 @@ func TestWebhooksRoomLife(t *testing.T) {
 	yaml := "keys:\n  " + DevKey + ": " + DevSecret + "\n" +
 		"webhook:\n  api_key: " + DevKey + "\n  urls: ['" + receiver.URL + "/hook']\n" +
 		"room:\n  departure_timeout: 1\n"
-	srv, err := StartWithConfig(yaml)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("--- %s log (tail) ---\n%s", srv.Label, srv.Tail(40))
-		}
-		if err := srv.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	srv := startConfigured(t, yaml)
 
 	// A join creates the room; a track is published; the API removes the participant; the
 	// empty room closes after its departure_timeout (1 s).
@@ -147,7 +136,7 @@ func TestWebhooksRoomLife(t *testing.T) {
 	alice := joinRoom(t, srv.URL, joinToken(t, room, "alice", ""), "alice")
 	psid, rsid := alice.Join.Participant.Sid, alice.Join.Room.Sid
 	mic := alice.AddTrack(t, "mic", livekit.TrackType_AUDIO, livekit.TrackSource_MICROPHONE)
-	_, err = lksdk.NewRoomServiceClient(srv.URL, DevKey, DevSecret).
+	_, err := lksdk.NewRoomServiceClient(srv.URL, DevKey, DevSecret).
 		RemoveParticipant(ctx(t), &livekit.RoomParticipantIdentity{Room: room, Identity: "alice"})
 	must(t, "RemoveParticipant", err)
 	_, m := alice.WaitFor(t, isKind("leave"), 0, fastWait, "the removal leave")
