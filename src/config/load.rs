@@ -243,14 +243,13 @@ fn go_duration(v: &Value) -> Option<Duration> {
     }
     let s = v.as_str()?.trim();
     let s = s.strip_prefix('+').unwrap_or(s);
+    if s.is_empty() {
+        return None;
+    }
     if s == "0" {
         return Some(Duration::ZERO);
     }
-    let mut rest = s;
-    let mut total = 0f64;
-    if rest.is_empty() {
-        return None;
-    }
+    let (mut rest, mut total) = (s, 0f64);
     while !rest.is_empty() {
         let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         let number: f64 = rest[..num_len].parse().ok()?;

@@ -470,22 +470,21 @@ impl Room {
     /// list and the outermost call works through it, so the stack stays flat however many
     /// clients stall at once.
     pub(super) fn drop_stalled(&mut self, stalled: Vec<crate::ids::ParticipantIdentity>, now: Instant) {
+        let busy = !self.stalled.is_empty();
         self.stalled.extend(stalled);
-        if self.dropping_stalled {
+        if busy {
             return;
         }
-        self.dropping_stalled = true;
-        while !self.stalled.is_empty() {
-            for identity in std::mem::take(&mut self.stalled) {
-                if let Some(p) = self.participants.get(&identity) {
-                    // The session logs the disconnect once, in its own span, when its write sees the kick.
-                    tracing::debug!(room = %self.name, participant = %identity, "outbound queue full");
-                    p.outbox.kick();
-                }
-                self.drop_participant(identity.as_str(), DisconnectReason::SignalClose, None, now);
+        // Each stays at the front while it is dropped, so nested calls see the list busy.
+        while let Some(identity) = self.stalled.front().cloned() {
+            if let Some(p) = self.participants.get(&identity) {
+                // The session logs the disconnect once, in its own span, when its write sees the kick.
+                tracing::debug!(room = %self.name, participant = %identity, "outbound queue full");
+                p.outbox.kick();
             }
+            self.drop_participant(identity.as_str(), DisconnectReason::SignalClose, None, now);
+            self.stalled.pop_front();
         }
-        self.dropping_stalled = false;
     }
 }
 

@@ -63,11 +63,11 @@ pub struct Room {
     /// latest info per session (sid), in the order first queued (see [`Room::flush_updates`]).
     /// Bounded by the number of sessions that came or went since the last flush.
     pub(super) pending: Vec<PendingUpdate>,
-    /// Participants found with full queues, waiting to be dropped. Dropping one broadcasts its
-    /// departure, which can find more; they wait here instead of nesting a call per drop.
-    pub(super) stalled: Vec<ParticipantIdentity>,
-    /// Whether a [`Room::drop_stalled`] call further up the stack is working through `stalled`.
-    pub(super) dropping_stalled: bool,
+    /// Participants found with full queues, waiting to be dropped, the one being dropped
+    /// first. Dropping one broadcasts its departure, which can find more; they wait here
+    /// instead of nesting a call per drop. Not empty exactly while a [`Room::drop_stalled`]
+    /// further up the stack is working through it.
+    pub(super) stalled: std::collections::VecDeque<ParticipantIdentity>,
     /// While a join replaces an older session (or a copy) of its identity: that identity, and
     /// whether the newcomer is visible (see [`Room::superseded`]).
     pub(super) replacing: Option<(ParticipantIdentity, bool)>,
@@ -120,8 +120,7 @@ impl Room {
             revoked: BTreeMap::new(),
             arriving: std::collections::BTreeSet::new(),
             pending: Vec::new(),
-            stalled: Vec::new(),
-            dropping_stalled: false,
+            stalled: std::collections::VecDeque::new(),
             replacing: None,
             departures: super::resume::DepartureLog::new(),
             forwarding: BTreeMap::new(),

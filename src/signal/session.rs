@@ -231,12 +231,10 @@ pub async fn run(mut socket: WebSocket, app: Arc<AppState>, home: Arc<Home>, key
 fn failed(e: &WriteFailed) -> Ending {
     match e {
         WriteFailed::Broken => Ending::Lost,
-        WriteFailed::Stalled => {
-            tracing::info!("client stopped reading (write deadline passed); disconnecting with SIGNAL_CLOSE");
-            Ending::Left(DisconnectReason::SignalClose)
-        }
-        WriteFailed::Kicked => {
-            tracing::info!("client stopped reading (outbound queue full); disconnecting with SIGNAL_CLOSE");
+        WriteFailed::Stalled | WriteFailed::Kicked => {
+            let found_by =
+                if matches!(e, WriteFailed::Stalled) { "the write deadline passed" } else { "its queue is full" };
+            tracing::info!(found_by, "client stopped reading; disconnecting with SIGNAL_CLOSE");
             Ending::Left(DisconnectReason::SignalClose)
         }
     }

@@ -93,11 +93,8 @@ impl SignalClient {
     pub async fn settle(&mut self, ms: u64) {
         self.keepalive().await;
         while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(ms), self.ws.next()).await {
-            if let Message::Binary(b) = m
-                && let Ok(r) = proto::SignalResponse::decode(b)
-                && let Some(m) = r.message
-            {
-                self.seen.push(m);
+            if let Message::Binary(b) = m {
+                self.record(&b);
             }
         }
     }
@@ -125,15 +122,18 @@ impl SignalClient {
                     self.close_code = frame.map(|f| u16::from(f.code));
                     return true;
                 }
-                Ok(Some(Ok(Message::Binary(b)))) => {
-                    if let Ok(r) = proto::SignalResponse::decode(b)
-                        && let Some(m) = r.message
-                    {
-                        self.seen.push(m);
-                    }
-                }
+                Ok(Some(Ok(Message::Binary(b)))) => self.record(&b),
                 Ok(Some(Ok(_))) => {}
             }
+        }
+    }
+
+    /// Records a binary frame that carries a SignalResponse (others are left out).
+    fn record(&mut self, frame: &[u8]) {
+        if let Ok(r) = proto::SignalResponse::decode(frame)
+            && let Some(m) = r.message
+        {
+            self.seen.push(m);
         }
     }
 
